@@ -1,0 +1,37 @@
+"""Execute notebooks in place so the rendered docs keep their outputs, skipping cells that cannot run here.
+
+    python .ci/execute_nb.py nbs/03_udf.ipynb [--skip gpu slow] [--outputs-from OLD.ipynb] [--timeout 3600]
+
+Cells flagged with one of the --skip words (default: gpu) and `#| eval: false` cells are not run and keep no output;
+everything else (including `#| slow` cells unless skipped) runs in one kernel, in order, with the notebook's folder as
+working directory. With --outputs-from, a skipped cell whose source is identical to a cell of OLD.ipynb keeps that
+cell's outputs (e.g. a `#| slow` benchmark that was run before, when only other cells changed). Run `nbdev_clean`
+afterwards.
+"""
+import argparse, re
+from pathlib import Path
+import nbformat
+from nbclient import NotebookClient
+
+ap = argparse.ArgumentParser()
+ap.add_argument('notebooks', nargs='+')
+ap.add_argument('--skip', nargs='*', default=['gpu'])
+ap.add_argument('--timeout', type=int, default=3600)
+ap.add_argument('--outputs-from', default=None)
+a = ap.parse_args()
+for path in map(Path, a.notebooks):
+    nb = nbformat.read(path, as_version=4)
+    skipped = {}
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != 'code': continue
+        flags = {m.group(1) for m in re.finditer(r'^\s*#\s*\|\s*([\w-]+)', c.source, re.M)}
+        if flags & set(a.skip) or re.search(r'^\s*#\s*\|\s*eval:\s*false', c.source, re.M):
+            skipped[i] = c.source; c.source = ''
+    NotebookClient(nb, timeout=a.timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+    old = {}
+    if a.outputs_from:
+        old = {c.source: c.get('outputs', []) for c in nbformat.read(a.outputs_from, as_version=4).cells if c.cell_type == 'code'}
+    for i, src in skipped.items():
+        nb.cells[i].source = src; nb.cells[i].outputs = old.get(src, []); nb.cells[i].execution_count = None
+    nbformat.write(nb, path)
+    print(f'{path}: executed, {len(skipped)} cells skipped ({", ".join(a.skip)}, eval: false)')
