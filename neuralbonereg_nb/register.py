@@ -8,15 +8,20 @@ import dataclasses, time
 from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
+import open3d as o3d
+import plotly.graph_objects as go
 from scipy.spatial import cKDTree
-from .frames import check_points, make_transform, apply_transform, compose, quat_to_matrix, rotation_angle_deg
+from .frames import check_points, make_transform, apply_transform, compose, quat_to_matrix, matrix_to_quat, rotation_angle_deg
 from .data import check_extent_mm
 from .neuralreg import NeuralReg, INITS, quat_to_matrix_t
 from .loss import coarse_to_fine, head_scores, aggregate, SCORE_MODES
+from .so3 import plot_hypotheses, quat_to_rotvec
+from .viz import downsample
 
 # %% auto #0
 __all__ = ['REGISTRATION_PRESETS', 'MIN_POINTS', 'RegistrationConfig', 'registration_config', 'check_cloud', 'pose_to_transform',
-           'icp_point_to_point', 'Timings', 'Registration', 'register']
+           'icp_point_to_point', 'surface_cloud', 'icp_point_to_plane', 'Timings', 'Registration', 'register',
+           'plot_search']
 
 # %% ../nbs/07_register.ipynb #1c071698
 @dataclass(frozen=True)
@@ -41,6 +46,8 @@ class RegistrationConfig:
     icp_thresholds_mm:tuple = (6.0, 3.0, 1.5) # point-to-point ICP correspondence thresholds, mm, one stage each
     icp_iters:int = 50 # iterations per ICP stage (stops early when converged)
     icp_points:int = 20000 # cloud points used by ICP (seeded subset)
+    plane_icp_mm:float = 1.5 # then point-to-plane ICP (Open3D) on the winner at this threshold, mm; 0 = off (ours)
+    plane_icp_iters:int = 100 # its iteration cap
     mode_sep_deg:float = 20.0 # candidates are distinct modes when their rotations differ by more than this
     mode_sep_mm:float = 20.0 # … or their centroids land farther apart than this, mm
     poor_score_mm:float = 1.5 # a final score above this is flagged poor, mm
@@ -54,6 +61,7 @@ class RegistrationConfig:
         if self.top_k < 0: raise ValueError(f"top_k must be ≥ 0, got {self.top_k}.")
         if not 0 < self.trim_keep <= 1: raise ValueError(f"trim_keep must be in (0, 1], got {self.trim_keep}.")
         if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr}.")
+        if self.plane_icp_mm < 0: raise ValueError(f"plane_icp_mm must be ≥ 0 (0 turns the point-to-plane stage off), got {self.plane_icp_mm}.")
 
 REGISTRATION_PRESETS = {
     'paper':    RegistrationConfig(n_heads=2000, n_points=3000, n_coarse=512, top_k=64, steps=1000, trim_keep=0.7),
@@ -126,6 +134,31 @@ def icp_point_to_point(source_mm, # (N, 3) intraoperative points, mm
             T = dT @ T
             if np.abs(apply_transform(dT, X[m]) - X[m]).max() < tol_mm: break
     return T
+def surface_cloud(preop, # a PreopModel / ExactDistanceField (has surface_points_mm, preop frame, mm)
+                  knn:int=20, # neighbours for the normal estimate
+                 )->o3d.geometry.PointCloud: # the surface samples with unoriented normals, mm
+    "The preoperative surface samples as an Open3D cloud with normals (estimated once per object, then kept on it)."
+    pc = getattr(preop, '_surface_cloud', None)
+    if pc is None:
+        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(preop.surface_points_mm, np.float64)))
+        pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(int(knn)))
+        try: preop._surface_cloud = pc
+        except AttributeError: pass  # an object that takes no attributes: estimate again next time
+    return pc
+
+def icp_point_to_plane(source_mm, # (N, 3) intraoperative points, mm
+                       target:o3d.geometry.PointCloud, # preoperative surface with normals (`surface_cloud`), mm
+                       T0, # (4, 4) initial transform source → target, mm
+                       threshold_mm:float=1.5, # correspondence distance threshold, mm
+                       iters:int=100, # iteration cap
+                      )->np.ndarray: # (4, 4) refined transform, mm
+    "Point-to-plane ICP (Open3D `registration_icp`, `TransformationEstimationPointToPlane`) from a pose already in the basin (spec §6.3)."
+    reg = o3d.pipelines.registration
+    src = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(source_mm, np.float64)))
+    res = reg.registration_icp(src, target, float(threshold_mm), np.asarray(T0, np.float64),
+                               reg.TransformationEstimationPointToPlane(), reg.ICPConvergenceCriteria(1e-7, 1e-7, int(iters)))
+    return np.asarray(res.transformation).copy() if res.fitness > 0 else np.asarray(T0, np.float64).copy()
+
 
 # %% ../nbs/07_register.ipynb #d5c20ced
 class Timings(dict):
@@ -180,7 +213,7 @@ def register(preop, # a udf.PreopModel (NeuralUDF) or udf.ExactDistanceField: th
              snapshot_steps=(), # steps at which to record all head poses and scores (for figures)
              **overrides, # RegistrationConfig fields to change
             )->Registration:
-    "Register an intraoperative cloud to the preoperative bone with NeuralReg (spec §3), then re-score the best candidates and polish the winner (ours, spec §6.3). Raises `ValueError` for bad input."
+    "Register an intraoperative cloud to the preoperative bone with NeuralReg (spec §3), then re-score the best candidates and polish the winner with ICP (ours, spec §6.3). Raises `ValueError` for bad input."
     cfg = registration_config(config, **overrides)
     pts = check_cloud(points_mm)
     if not all(hasattr(preop, a) for a in ('field_norm', 'normalization', 'udf', 'surface_points_mm')):
@@ -259,6 +292,10 @@ def register(preop, # a udf.PreopModel (NeuralUDF) or udf.ExactDistanceField: th
             polished.append((Ts[i], float(rs[i]), Ts[i]))
     order = sorted(range(len(polished)), key=lambda k: polished[k][1])
     T_win, s_win, T_raw = polished[order[0]]
+    if cfg.plane_icp_mm > 0:  # stage 2 on the winner: point-to-plane converges where point-to-point creeps
+        T = icp_point_to_plane(src, surface_cloud(preop), T_win, cfg.plane_icp_mm, cfg.plane_icp_iters)
+        s = _trimmed_mm(preop, apply_transform(T, X_eval), cfg)
+        if s <= s_win + 0.05 * abs(s_win): T_win, s_win = T, s  # keep stage 1 if stage 2 made the fit clearly worse
     runner = []
     for k in order[1:]:
         T, s, _ = polished[k]
@@ -282,3 +319,34 @@ def _result(T, score, runner, sec, cfg, T_raw, hist, snaps)->Registration:
             msg += (f"; next distinct mode {r['score_mm']:.2f} mm, {r['rotation_deg']:.0f}° / {r['offset_mm']:.0f} mm away"
                     + (" (close call: verify)" if r['score_mm'] < 1.2 * score else ""))
     return Registration(T, float(score), poor, msg, runner, sec, cfg, T_raw, hist, snaps)
+
+# %% ../nbs/07_register.ipynb #199321ba
+def plot_search(snapshots:list, # from `register(..., snapshot_steps=...)`: dicts step, q (H, 4), scores_mm (H,)
+                R_true=None, # (3, 3) the true rotation of the registration (intraop → preop), to mark; None → no mark
+                cmax_mm:float=10.0, # colour scale clipped at this score, mm
+                max_points:int=800, # heads shown per frame (the same seeded subset in every frame)
+               )->go.Figure:
+    "The frames of the search: head rotations (rotation vectors, degrees) coloured by step score, one animation frame per snapshot. Raises `ValueError` when there is nothing to show."
+    if not snapshots: raise ValueError("no snapshots: call register(..., snapshot_steps=(0, 50, ...)) to record some.")
+    def pts(s):
+        rv = np.degrees(quat_to_rotvec(s['q']))[idx]  # (n, 3) degrees
+        return dict(x=rv[:, 0].round(2), y=rv[:, 1].round(2), z=rv[:, 2].round(2),
+                    marker=dict(size=2.5, color=np.minimum(s['scores_mm'][idx], cmax_mm).round(3), cmin=0, cmax=cmax_mm,
+                                colorscale='Viridis', showscale=True, colorbar=dict(title='score, mm', len=0.6)))
+    idx = downsample(snapshots[0]['q'], max_points, seed=0)
+    fig = plot_hypotheses(snapshots[0]['q'][idx], title=f"step {snapshots[0]['step']}")
+    k = len(fig.data) - 1  # the heads' trace (after the ball's wireframe)
+    fig.data[k].update(**pts(snapshots[0]), name=f'{len(idx)} of {len(snapshots[0]["q"])} heads')
+    if R_true is not None:
+        rt = np.degrees(quat_to_rotvec(matrix_to_quat(np.asarray(R_true, np.float64))))
+        fig.add_trace(go.Scatter3d(x=[rt[0]], y=[rt[1]], z=[rt[2]], mode='markers', name='true rotation',
+                                   marker=dict(size=7, color='#d62728', symbol='diamond')))
+    fig.frames = [go.Frame(data=[go.Scatter3d(**pts(s))], traces=[k], name=str(s['step']),
+                           layout=dict(title=f"step {s['step']}")) for s in snapshots]
+    steps = [dict(method='animate', label=str(s['step']), args=[[str(s['step'])], dict(mode='immediate', frame=dict(duration=0, redraw=True))])
+             for s in snapshots]
+    fig.update_layout(sliders=[dict(steps=steps, currentvalue=dict(prefix='step '), y=0, len=0.9, x=0.1)],
+                      updatemenus=[dict(type='buttons', x=0, y=0, showactive=False,
+                                        buttons=[dict(label='▶', method='animate', args=[None, dict(frame=dict(duration=700, redraw=True), fromcurrent=True)])])])
+    return fig
+
