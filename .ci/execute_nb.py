@@ -2,7 +2,8 @@
 
     python .ci/execute_nb.py nbs/03_udf.ipynb [--skip gpu slow] [--outputs-from OLD.ipynb] [--timeout 3600]
 
-Cells flagged with one of the --skip words (default: gpu) and `#| eval: false` cells are not run and keep no output;
+Cells flagged with one of the --skip words (default: gpu), `#| eval: false` cells and `nbdev_export()` cells are not run
+and keep no output;
 everything else (including `#| slow` cells unless skipped) runs in one kernel, in order, with the notebook's folder as
 working directory. With --outputs-from, a skipped cell whose source is identical to a cell of OLD.ipynb keeps that
 cell's outputs (e.g. a `#| slow` benchmark that was run before, when only other cells changed). Run `nbdev_clean`
@@ -25,7 +26,8 @@ for path in map(Path, a.notebooks):
     for i, c in enumerate(nb.cells):
         if c.cell_type != 'code': continue
         flags = {m.group(1) for m in re.finditer(r'^\s*#\s*\|\s*([\w-]+)', c.source, re.M)}
-        if flags & set(a.skip) or re.search(r'^\s*#\s*\|\s*eval:\s*false', c.source, re.M):
+        if (flags & set(a.skip) or re.search(r'^\s*#\s*\|\s*eval:\s*false', c.source, re.M)
+                or re.search(r'nbdev\.nbdev_export\(\)', c.source)):  # exporting is not documentation (and fails outside the project)
             skipped[i] = c.source; c.source = ''
     NotebookClient(nb, timeout=a.timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
     old = {}
