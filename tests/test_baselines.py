@@ -81,7 +81,7 @@ def test_score_and_preop_cache(tibia):
 def test_every_method_passes_check_registrar(tibia, name):
     _, field, cloud, T_gt = tibia
     r = check_registrar(make_registrar(name, 'test'), field, cloud)
-    assert isinstance(r, Registration) and r.seconds['total'] < 10
+    assert isinstance(r, Registration) and r.seconds['total'] > 0  # durations are benchmarked, never asserted
     assert {'preop', 'score', 'total'} <= set(r.seconds)
     assert r.poor == (r.score_mm > 1.5)
     if name in ('neuralbonereg', 'exact_neuralreg', 'grid_neuralreg'):  # ours and its variants, even at `test`
