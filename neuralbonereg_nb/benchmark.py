@@ -219,16 +219,13 @@ def write_csv(records:list, # from `run_benchmark`
               path, # .csv to write; must not exist unless `force`
               force:bool=False, # replace an existing file
              )->Path:
-    "Write the task records as CSV, atomically; never overwrites a file unless `force`. Raises `FileExistsError`."
-    p = Path(path)
-    if p.exists() and not force: raise FileExistsError(f"{p} exists; refusing to overwrite it. Choose another name or pass --force.")
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f'.{p.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', newline='') as fh:
+    "Write the task records as CSV, atomically (`cli.write_atomic`); never overwrites a file unless `force`. Raises `FileExistsError`, or `FileNotFoundError` for a missing folder."
+    from neuralbonereg_nb.cli import safe_output, write_atomic  # the project's one no-overwrite check and atomic writer
+    p = safe_output(path, force)
+    def write(tmp):
+        with open(tmp, 'w', newline='') as fh:
             w = csv.DictWriter(fh, CSV_FIELDS, extrasaction='ignore'); w.writeheader(); w.writerows(records)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+    write_atomic(p, write)
     return p
 
 def read_csv(path, # a CSV written by `write_csv`
