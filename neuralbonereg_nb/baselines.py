@@ -30,10 +30,10 @@ __all__ = ['SCORE_POINTS', 'SCORE_TRIM_KEEP', 'POOR_SCORE_MM', 'POLISH_MODES', '
            'registration_score_mm', 'preop_cached', 'polish_pose', 'BaselineConfig', 'PolishedConfig', 'Registrar',
            'check_registrar', 'proper_axis_assignments', 'pca_frame', 'pca_alignments', 'o3d_icp', 'PCAConfig',
            'PCAICP', 'ICPConfig', 'CentroidICP', 'FeatureConfig', 'fpfh_features', 'RANSACConfig', 'FPFHRansacICP',
-           'FGRConfig', 'FGRICP', 'rotvec_to_matrix_t', 'UDFObjective', 'LBFGSConfig', 'UDFLBFGS', 'DEConfig',
-           'UDFDifferentialEvolution', 'GridDistanceField', 'NeuralRegConfig', 'GridConfig', 'GridNeuralReg',
-           'exact_field', 'ExactNeuralReg', 'NeuralBoneRegOfficial', 'NeuralBoneReg', 'FPFHRansacICPPlane',
-           'PCAICPPlane', 'make_registrar', 'plot_method_errors']
+           'FGRConfig', 'usable_pose', 'FGRICP', 'rotvec_to_matrix_t', 'UDFObjective', 'LBFGSConfig', 'UDFLBFGS',
+           'DEConfig', 'UDFDifferentialEvolution', 'GridDistanceField', 'NeuralRegConfig', 'GridConfig',
+           'GridNeuralReg', 'exact_field', 'ExactNeuralReg', 'NeuralBoneRegOfficial', 'NeuralBoneReg',
+           'FPFHRansacICPPlane', 'PCAICPPlane', 'make_registrar', 'plot_method_errors']
 
 # %% ../nbs/09_baselines.ipynb #d4880124
 SCORE_POINTS, SCORE_TRIM_KEEP, POOR_SCORE_MM = 5000, 0.8, 1.5
@@ -411,6 +411,19 @@ class FGRConfig(FeatureConfig):
     tuple_scale:float = 0.95 # tuple test similarity
     maximum_tuple_count:int = 1000 # tuple cap
 
+def usable_pose(T, # (4, 4) a global step's pose, intraop mm → preop mm
+                points_mm, # (N, 3) intraoperative cloud, intraop frame, mm
+                surface_mm, # (M, 3) preoperative surface samples, preop frame, mm
+               )->bool: # False for a non-finite or non-rigid T, or one that puts the cloud's centroid farther from the bone's than its bounding-box diagonal
+    "Whether a feature matcher's pose is worth polishing (FGR can return a degenerate pose, RTE ~1e8 mm, on a near-symmetric bone)."
+    T = np.asarray(T, np.float64)
+    if T.shape != (4, 4) or not np.isfinite(T).all(): return False
+    R = T[:3, :3]
+    if not (np.allclose(R.T @ R, np.eye(3), atol=1e-3) and np.linalg.det(R) > 0): return False
+    S = np.asarray(surface_mm)
+    c = R @ np.asarray(points_mm).mean(0) + T[:3, 3]
+    return bool(np.linalg.norm(c - S.mean(0)) <= np.linalg.norm(S.max(0) - S.min(0)))
+
 class FGRICP(FPFHRansacICP):
     "FPFH features + Open3D `registration_fgr_based_on_feature_matching` (Fast Global Registration), then the polish."
     name = 'fgr_icp'
@@ -426,7 +439,9 @@ class FGRICP(FPFHRansacICP):
                                                tuple_scale=c.tuple_scale, maximum_tuple_count=c.maximum_tuple_count)
         T_raw = np.asarray(reg.registration_fgr_based_on_feature_matching(spc, tpc, sf, tf, opt).transformation).copy()
         sec['fgr'] = time.perf_counter() - t0
-        return self._polish(preop, pts, T_raw, seed, sec), T_raw, {}
+        ok = usable_pose(T_raw, pts, preop.surface_points_mm)
+        if not ok: T_raw = make_transform(t=np.asarray(preop.surface_points_mm).mean(0) - pts.mean(0))  # degenerate FGR pose: start from the centroids
+        return self._polish(preop, pts, T_raw, seed, sec), T_raw, dict(history=dict(fgr_pose_usable=ok))
 
 # %% ../nbs/09_baselines.ipynb #dfbb18b6
 def rotvec_to_matrix_t(r:torch.Tensor, # (..., 3) rotation vectors, radians

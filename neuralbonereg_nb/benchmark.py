@@ -13,15 +13,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 from .frames import apply_transform, compose, invert_transform, check_points
-from .data import Case, load_bone, load_case, load_vertebra, data_root, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS
+from .data import Case, load_bone, load_case, load_vertebra, data_root, cache_dir, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS
 from .simulate import USSweepConfig, RGBDConfig, simulate_us_sweep, simulate_rgbd_view, soft_tissue_window, mesh_from_points
 from .metrics import (perturbation_runs, evaluation_sample, filtered_target, evaluate_registration, summarize,
                                       RTE_MAX_MM, RRE_MAX_DEG, PROTOCOLS)
 
 # %% auto #0
 __all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'CSV_FIELDS', 'PAPER_RESULTS', 'embedded_case', 'spine_case',
-           'suite_cases', 'task_seed', 'run_benchmark', 'benchmark_table', 'format_table', 'write_csv', 'read_csv',
-           'plot_benchmark', 'paper_table']
+           'suite_cases', 'task_seed', 'code_hash', 'task_key', 'run_benchmark', 'benchmark_table', 'format_table',
+           'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
 
 # %% ../nbs/10_benchmark.ipynb #62ef2792
 SUITES = ('real', 'embedded', 'spine')
@@ -131,6 +131,49 @@ def _init_worker():
     import torch
     torch.set_num_threads(1)
 
+# %% ../nbs/10_benchmark.ipynb #b7c1e0a4
+def _array_hash(*arrays)->str:
+    "sha256 of arrays' shapes and float64 / int64 bytes."
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.asarray(a); a = np.ascontiguousarray(a, np.int64 if a.dtype.kind in 'iu' else np.float64)
+        h.update(str(a.shape).encode()); h.update(a.tobytes())
+    return h.hexdigest()
+
+def code_hash()->str:
+    "sha256 of the package's source files (`neuralbonereg_nb/*.py`): a cached result is reused only by the code that made it."
+    import neuralbonereg_nb
+    h = hashlib.sha256()
+    for f in sorted(Path(neuralbonereg_nb.__file__).parent.glob('*.py')):
+        if f.name != '_modidx.py': h.update(f.name.encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
+def task_key(case:str, # case name
+             run:int, # run index
+             method:str, # registrar name
+             preset:str, # registration preset
+             udf_preset:str, # NeuralUDF preset
+             seed:int, # benchmark seed
+             preop_hash:str, # `_array_hash` of the case's preoperative geometry
+             X, # (N, 3) the run's perturbed intraoperative cloud, mm
+             T_gt, # (4, 4) its ground truth, intraop mm → preop mm
+             target, # (K, 3) the filtered evaluation target, preop mm
+            )->str: # 32 hex characters
+    "The content key of one task's cached result: its inputs, its settings and `code_hash()`."
+    s = f'{case}|{int(run)}|{method}|{preset}|{udf_preset}|{int(seed)}|{preop_hash}|{_array_hash(X, T_gt, target)}|{code_hash()}'
+    return hashlib.sha256(s.encode()).hexdigest()[:32]
+
+def _write_record(path:Path, rec:dict):
+    "One task record as JSON, written atomically."
+    import json
+    from neuralbonereg_nb.cli import write_atomic
+    text = json.dumps({k: (v.item() if hasattr(v, 'item') else v) for k, v in rec.items()})
+    write_atomic(path, lambda p: Path(p).write_text(text))
+
+def _read_record(path:Path)->dict:
+    import json
+    return json.loads(Path(path).read_text())
+
 # %% ../nbs/10_benchmark.ipynb #ae49c7ad
 def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
                   methods=('neuralbonereg', 'fpfh_ransac_icp', 'pca_icp'), # registrar names (`baselines.METHODS`)
@@ -141,8 +184,11 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
                   protocol:str='uniform', # 'uniform' (Haar SO(3), ±100 mm) or 'euler' (official)
                   workers:int=1, # processes; 1 runs in this process
                   progress:bool=True, # tqdm progress bar over tasks
+                  cache=None, # a folder (or True: the package cache's `benchmark/`) keeping each finished task, keyed by content
                  )->list[dict]: # one record per task: suite, case, kind, method, preset, run, seed, rre_deg, rte_mm, cd_mm, hd95_mm, success, flip, seconds, score_mm, poor, error, T_est
-    "Run cases × runs × methods (spec §4). Raises `ValueError` for an unknown method, preset or protocol, or no cases."
+    """Run cases × runs × methods (spec §4). Raises `ValueError` for an unknown method, preset or protocol, or no cases.
+    With `cache`, a finished task is stored under the hash of its inputs and of the package's code (`task_key`), so an
+    interrupted suite resumes where it stopped and an unchanged one is read back, not re-run; failed tasks are not kept."""
     from neuralbonereg_nb.baselines import METHODS
     methods = [methods] if isinstance(methods, str) else list(methods)
     bad = [m for m in methods if m not in METHODS]
@@ -150,36 +196,50 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     if not cases: raise ValueError("no cases to run; e.g. run_benchmark(suite_cases('embedded'), ...).")
     if int(runs) < 1 or int(workers) < 1: raise ValueError(f"runs and workers must be ≥ 1, got {runs}, {workers}.")
+    preps = [_prepare(c, runs, seed, protocol) for c in cases]
+    geoms = [_picklable(_preop_geometry(c)) for c in cases]
+    tasks = [(i, r, m) for i in range(len(cases)) for r in range(int(runs)) for m in methods]
+    folder = None if cache in (None, False) else (cache_dir('benchmark') if cache is True else Path(cache))
+    done, keys = {}, {}
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        gh = [_array_hash(*(g if isinstance(g, tuple) else (g,))) for g in geoms]
+        for i, r, m in tasks:
+            a = _task_args(preps[i], r)
+            keys[i, r, m] = task_key(a[0]['name'], r, m, preset, udf_preset, seed, gh[i], *a[1:])
+            if (folder / f'{keys[i, r, m]}.json').exists(): done[i, r, m] = _read_record(folder / f'{keys[i, r, m]}.json')
+    todo = [t for t in tasks if t not in done]
+    need = sorted({i for i, _, _ in todo})
     tmp = tempfile.TemporaryDirectory(prefix='neuralbonereg_bench_')
     paths = [str(Path(tmp.name) / f'{i}.pt') for i in range(len(cases))]
-    preps = [_prepare(c, runs, seed, protocol) for c in cases]
-    fits = [(_picklable(_preop_geometry(c)), udf_preset, p) for c, p in zip(cases, paths)]
+    fits = [(geoms[i], udf_preset, paths[i]) for i in need]
     from neuralbonereg_nb import benchmark as bm  # workers are spawned (fork is unsafe after OpenMP): they import the module's functions
     omp = os.environ.get('OMP_NUM_THREADS')
     if workers > 1: os.environ['OMP_NUM_THREADS'] = '1'  # one thread per worker: 2 workers × 2 threads thrash on 2 cores
-    ex = ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context('spawn'), initializer=bm._init_worker) if workers > 1 else None
+    ex = ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context('spawn'), initializer=bm._init_worker) if workers > 1 and todo else None
+    def finish(t, rec):
+        done[t] = rec; bar.update()
+        if folder is not None and not rec['error']: _write_record(folder / f'{keys[t]}.json', rec)
     try:
         if ex is None:
             for f in tqdm(fits, desc='preoperative fits', disable=not progress): _fit_task(*f)
         else:
             for f in tqdm(as_completed([ex.submit(bm._fit_task, *f) for f in fits]), total=len(fits), desc='preoperative fits', disable=not progress):
                 f.result()
-        tasks = [(i, r, m) for i in range(len(cases)) for r in range(int(runs)) for m in methods]
-        records = []
-        with tqdm(total=len(tasks), desc='registrations', disable=not progress) as bar:
+        with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc='registrations', disable=not progress) as bar:
             if ex is None:
-                for i, r, m in tasks:
-                    records.append(_run_task(*_task_args(preps[i], r), r, m, preset, paths[i], seed)); bar.update()
+                for t in todo:
+                    i, r, m = t
+                    finish(t, _run_task(*_task_args(preps[i], r), r, m, preset, paths[i], seed))
             else:
-                for f in as_completed([ex.submit(bm._run_task, *_task_args(preps[i], r), r, m, preset, paths[i], seed) for i, r, m in tasks]):
-                    records.append(f.result()); bar.update()
+                futs = {ex.submit(bm._run_task, *_task_args(preps[i], r), r, m, preset, paths[i], seed): (i, r, m) for i, r, m in todo}
+                for f in as_completed(futs): finish(futs[f], f.result())
     finally:
         if ex is not None: ex.shutdown()
         if omp is None: os.environ.pop('OMP_NUM_THREADS', None)
         else: os.environ['OMP_NUM_THREADS'] = omp
         tmp.cleanup()
-    order = {(c.name, r, m): k for k, (c, r, m) in enumerate((cases[i], r, m) for i, r, m in tasks)}
-    return sorted(records, key=lambda d: order[(d['case'], d['run'], d['method'])])
+    return [done[t] for t in tasks]
 
 # %% ../nbs/10_benchmark.ipynb #fe278cbd
 def benchmark_table(records:list, # from `run_benchmark` (or `read_csv`)

@@ -214,7 +214,8 @@ def cmd_benchmark(args):
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
     cases = suite_cases(args.suite, args.limit)
     print(f"suite {args.suite}: {len(cases)} cases × {args.runs} runs × {len(methods)} methods, preset {args.preset}, {args.workers} workers")
-    recs = run_benchmark(cases, methods, args.runs, args.seed, args.preset, args.udf_preset, args.protocol, args.workers, progress=not args.quiet)
+    recs = run_benchmark(cases, methods, args.runs, args.seed, args.preset, args.udf_preset, args.protocol, args.workers, progress=not args.quiet,
+                         cache=not args.no_cache)
     if out is not None: write_csv(recs, out, force=args.force)
     if report is not None:
         write_report(report, [plot_benchmark(recs, f'suite {args.suite}')], format_table(benchmark_table(recs)), f'neuralbonereg benchmark: {args.suite}')
@@ -281,6 +282,7 @@ def build_parser()->argparse.ArgumentParser:
     k.add_argument('--report', help='HTML with the table and the plots')
     k.add_argument('--quiet', action='store_true', help='no progress bar')
     k.add_argument('--force', action='store_true', help='replace existing output files')
+    k.add_argument('--no-cache', action='store_true', help="re-run every task (by default finished tasks are kept in the cache, keyed by inputs and code, so a stopped suite resumes)")
     reg_args(k, runs=True); k.set_defaults(func=cmd_benchmark)
     from neuralbonereg_nb.ultrasound import add_reconstruct_us_parser  # lazy: ultrasound imports this module
     add_reconstruct_us_parser(sub)   # `reconstruct-us RECORD_DIR -o cloud.xyz` (01a_ultrasound)
