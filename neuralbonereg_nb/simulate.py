@@ -54,7 +54,7 @@ def mesh_from_points(points, # (N, 3) surface points (mm) or an o3d.geometry.Poi
         pcd.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(20))
         pcd.orient_normals_consistent_tangent_plane(20)
     with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
-        mesh, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pcd, depth=depth)
+        mesh, density = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(pcd, depth=depth, n_threads=1)  # one thread: bit-reproducible (threaded Poisson is not)
     density = np.asarray(density)
     mesh.remove_vertices_by_mask(density < np.quantile(density, trim_quantile))
     mesh.remove_unreferenced_vertices()
