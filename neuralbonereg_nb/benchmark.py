@@ -158,9 +158,10 @@ def task_key(case:str, # case name
              X, # (N, 3) the run's perturbed intraoperative cloud, mm
              T_gt, # (4, 4) its ground truth, intraop mm → preop mm
              target, # (K, 3) the filtered evaluation target, preop mm
+             code:str|None=None, # `code_hash()`, when the caller has it already (it reads every source file)
             )->str: # 32 hex characters
     "The content key of one task's cached result: its inputs, its settings and `code_hash()`."
-    s = f'{case}|{int(run)}|{method}|{preset}|{udf_preset}|{int(seed)}|{preop_hash}|{_array_hash(X, T_gt, target)}|{code_hash()}'
+    s = f'{case}|{int(run)}|{method}|{preset}|{udf_preset}|{int(seed)}|{preop_hash}|{_array_hash(X, T_gt, target)}|{code or code_hash()}'
     return hashlib.sha256(s.encode()).hexdigest()[:32]
 
 def _write_record(path:Path, rec:dict):
@@ -203,10 +204,10 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     done, keys = {}, {}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        gh = [_array_hash(*(g if isinstance(g, tuple) else (g,))) for g in geoms]
+        gh, code = [_array_hash(*(g if isinstance(g, tuple) else (g,))) for g in geoms], code_hash()  # the code is read once per suite
         for i, r, m in tasks:
             a = _task_args(preps[i], r)
-            keys[i, r, m] = task_key(a[0]['name'], r, m, preset, udf_preset, seed, gh[i], *a[1:])
+            keys[i, r, m] = task_key(a[0]['name'], r, m, preset, udf_preset, seed, gh[i], *a[1:], code=code)
             if (folder / f'{keys[i, r, m]}.json').exists(): done[i, r, m] = _read_record(folder / f'{keys[i, r, m]}.json')
     todo = [t for t in tasks if t not in done]
     need = sorted({i for i, _, _ in todo})

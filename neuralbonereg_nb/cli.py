@@ -217,12 +217,13 @@ def cmd_benchmark(args):
     recs = run_benchmark(cases, methods, args.runs, args.seed, args.preset, args.udf_preset, args.protocol, args.workers, progress=not args.quiet,
                          cache=not args.no_cache)
     if out is not None: write_csv(recs, out, force=args.force)
+    rows = benchmark_table(recs)
     if report is not None:
-        write_report(report, [plot_benchmark(recs, f'suite {args.suite}')], format_table(benchmark_table(recs)), f'neuralbonereg benchmark: {args.suite}')
-    print(format_table(benchmark_table(recs)))
+        write_report(report, [plot_benchmark(recs, f'suite {args.suite}')], format_table(rows), f'neuralbonereg benchmark: {args.suite}')
+    print(format_table(rows))
     errs = [r for r in recs if r['error']]
     for r in errs[:5]: print(f"error: {r['case']} run {r['run']} {r['method']}: {r['error']}", file=sys.stderr)
-    ours = [r for r in benchmark_table(recs) if r['method'] == methods[0]][0]
+    ours = [r for r in rows if r['method'] == methods[0]][0]
     print(f"method={methods[0]} RR={ours['RR']:.3f} RRE_median={ours['RRE_median']:.2f} RTE_median={ours['RTE_median']:.2f} "
           f"flips={ours['flips']} seconds_median={ours['seconds_median']:.2f} errors={len(errs)} output={out}")
 
