@@ -13,7 +13,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 from .frames import apply_transform, compose, invert_transform, check_points
-from .data import Case, load_bone, load_case, load_vertebra, data_root, cache_dir, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS
+from .files import cache_dir, content_hash, safe_output, write_atomic
+from .data import Case, load_bone, load_case, load_vertebra, data_root, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS
 from .simulate import USSweepConfig, RGBDConfig, simulate_us_sweep, simulate_rgbd_view, soft_tissue_window, mesh_from_points
 from .metrics import (perturbation_runs, evaluation_sample, filtered_target, evaluate_registration, summarize,
                                       RTE_MAX_MM, RRE_MAX_DEG, PROTOCOLS)
@@ -120,7 +121,7 @@ def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:i
     t0 = time.perf_counter()
     try:
         reg = make_registrar(method, preset).register(preop, X, seed=s)
-        rec.update(evaluate_registration(reg.T, T_gt, X, target), seconds=float(reg.seconds), score_mm=reg.score_mm,
+        rec.update(evaluate_registration(reg.T, T_gt, X, target), seconds=reg.seconds['total'], score_mm=reg.score_mm,
                    poor=reg.poor, error='', T_est=' '.join(f'{v:.6g}' for v in np.asarray(reg.T).ravel()))
     except Exception as e:  # a crashing method is a failed run, with its message kept
         rec.update(rte_mm=np.inf, rre_deg=180.0, cd_mm=np.nan, hd95_mm=np.nan, success=False, flip=False,
@@ -132,21 +133,12 @@ def _init_worker():
     torch.set_num_threads(1)
 
 # %% ../nbs/10_benchmark.ipynb #b7c1e0a4
-def _array_hash(*arrays)->str:
-    "sha256 of arrays' shapes and float64 / int64 bytes."
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.asarray(a); a = np.ascontiguousarray(a, np.int64 if a.dtype.kind in 'iu' else np.float64)
-        h.update(str(a.shape).encode()); h.update(a.tobytes())
-    return h.hexdigest()
-
 def code_hash()->str:
-    "sha256 of the package's source files (`neuralbonereg_nb/*.py`): a cached result is reused only by the code that made it."
+    "The content hash of the package's source files (`neuralbonereg_nb/**/*.py`): a cached result is reused only by the code that made it."
     import neuralbonereg_nb
-    h = hashlib.sha256()
-    for f in sorted(Path(neuralbonereg_nb.__file__).parent.glob('*.py')):
-        if f.name != '_modidx.py': h.update(f.name.encode()); h.update(f.read_bytes())
-    return h.hexdigest()
+    root = Path(neuralbonereg_nb.__file__).parent
+    files = [f for f in sorted(root.rglob('*.py')) if f.name != '_modidx.py']
+    return content_hash(*[x for f in files for x in (str(f.relative_to(root)), f.read_bytes())])
 
 def task_key(case:str, # case name
              run:int, # run index
@@ -154,20 +146,18 @@ def task_key(case:str, # case name
              preset:str, # registration preset
              udf_preset:str, # NeuralUDF preset
              seed:int, # benchmark seed
-             preop_hash:str, # `_array_hash` of the case's preoperative geometry
+             preop_hash:str, # `files.content_hash` of the case's preoperative geometry
              X, # (N, 3) the run's perturbed intraoperative cloud, mm
              T_gt, # (4, 4) its ground truth, intraop mm → preop mm
              target, # (K, 3) the filtered evaluation target, preop mm
              code:str|None=None, # `code_hash()`, when the caller has it already (it reads every source file)
             )->str: # 32 hex characters
     "The content key of one task's cached result: its inputs, its settings and `code_hash()`."
-    s = f'{case}|{int(run)}|{method}|{preset}|{udf_preset}|{int(seed)}|{preop_hash}|{_array_hash(X, T_gt, target)}|{code or code_hash()}'
-    return hashlib.sha256(s.encode()).hexdigest()[:32]
+    return content_hash(f'{case}|{int(run)}|{method}|{preset}|{udf_preset}|{int(seed)}|{preop_hash}', X, T_gt, target, code or code_hash())[:32]
 
 def _write_record(path:Path, rec:dict):
     "One task record as JSON, written atomically."
     import json
-    from neuralbonereg_nb.cli import write_atomic
     text = json.dumps({k: (v.item() if hasattr(v, 'item') else v) for k, v in rec.items()})
     write_atomic(path, lambda p: Path(p).write_text(text))
 
@@ -187,7 +177,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
                   progress:bool=True, # tqdm progress bar over tasks
                   cache=None, # a folder (or True: the package cache's `benchmark/`) keeping each finished task, keyed by content
                  )->list[dict]: # one record per task: suite, case, kind, method, preset, run, seed, rre_deg, rte_mm, cd_mm, hd95_mm, success, flip, seconds, score_mm, poor, error, T_est
-    """Run cases × runs × methods (spec §4). Raises `ValueError` for an unknown method, preset or protocol, or no cases.
+    """Run cases × runs × methods (see explanations/official_code#sec-protocol). Raises `ValueError` for an unknown method, preset or protocol, or no cases.
     With `cache`, a finished task is stored under the hash of its inputs and of the package's code (`task_key`), so an
     interrupted suite resumes where it stopped and an unchanged one is read back, not re-run; failed tasks are not kept."""
     from neuralbonereg_nb.baselines import METHODS
@@ -204,7 +194,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     done, keys = {}, {}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-        gh, code = [_array_hash(*(g if isinstance(g, tuple) else (g,))) for g in geoms], code_hash()  # the code is read once per suite
+        gh, code = [content_hash(*(g if isinstance(g, tuple) else (g,))) for g in geoms], code_hash()  # the code is read once per suite
         for i, r, m in tasks:
             a = _task_args(preps[i], r)
             keys[i, r, m] = task_key(a[0]['name'], r, m, preset, udf_preset, seed, gh[i], *a[1:], code=code)
@@ -246,7 +236,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
 def benchmark_table(records:list, # from `run_benchmark` (or `read_csv`)
                     by=('method',), # group keys, e.g. ('method',) or ('case', 'method')
                    )->list[dict]: # one row per group: the keys, n, RR, RRE/RTE mean, std, median, CD, HD95 means, flips, s/call median, errors
-    "Aggregate task records into rows per group (spec §4.2), in first-seen order. Raises `ValueError` for no records."
+    "Aggregate task records into rows per group (see explanations/official_code#sec-metrics), in first-seen order. Raises `ValueError` for no records."
     if not records: raise ValueError("no records; run run_benchmark(...) first.")
     groups = {}
     for r in records: groups.setdefault(tuple(r[k] for k in by), []).append(r)
@@ -280,8 +270,7 @@ def write_csv(records:list, # from `run_benchmark`
               path, # .csv to write; must not exist unless `force`
               force:bool=False, # replace an existing file
              )->Path:
-    "Write the task records as CSV, atomically (`cli.write_atomic`); never overwrites a file unless `force`. Raises `FileExistsError`, or `FileNotFoundError` for a missing folder."
-    from neuralbonereg_nb.cli import safe_output, write_atomic  # the project's one no-overwrite check and atomic writer
+    "Write the task records as CSV, atomically (`files.write_atomic`); never overwrites a file unless `force`. Raises `FileExistsError`, or `FileNotFoundError` for a missing folder."
     p = safe_output(path, force)
     def write(tmp):
         with open(tmp, 'w', newline='') as fh:
@@ -321,7 +310,7 @@ def plot_benchmark(records:list, # from `run_benchmark` / `read_csv`
     return fig.update_layout(title=title, height=420, margin=dict(l=0, r=0, t=50, b=0))
 
 # %% ../nbs/10_benchmark.ipynb #b1d87c0a
-PAPER_RESULTS = [  # spec §4.4: the journal version's table (blog) and the official README; RRE °, RTE mm, CD mm as mean ± std
+PAPER_RESULTS = [  # published results (explanations/official_code#sec-results): the journal version's table (blog) and the official README; RRE °, RTE mm, CD mm as mean ± std
     dict(source='paper', dataset='UltraBones100k', method='RANSAC', RR=0.74, RRE=(5.36, 20.39), RTE=(3.67, 12.24), CD=(1.09, 1.36)),
     dict(source='paper', dataset='UltraBones100k', method='PCA', RR=0.81, RRE=(2.18, 10.86), RTE=(3.07, 7.58), CD=(0.91, 0.21)),
     dict(source='paper', dataset='UltraBones100k', method='Predator', RR=0.89, RRE=(1.43, 1.12), RTE=(2.36, 1.81), CD=(0.85, 0.13)),
@@ -339,7 +328,7 @@ PAPER_RESULTS = [  # spec §4.4: the journal version's table (blog) and the offi
 
 def paper_table(dataset:str, # 'UltraBones100k', 'UltraBonesHip' or 'SpineDepth'
                )->str: # Markdown table
-    "The published rows of one data set (spec §4.4) as a Markdown table. Raises `ValueError` for an unknown data set."
+    "The published rows of one data set (see explanations/official_code#sec-results) as a Markdown table. Raises `ValueError` for an unknown data set."
     rows = [r for r in PAPER_RESULTS if r['dataset'] == dataset]
     if not rows: raise ValueError(f"unknown data set {dataset!r}; choose one of {sorted({r['dataset'] for r in PAPER_RESULTS})}.")
     out = ['| method (source) | RR | RRE ° mean ± std | RTE mm mean ± std | CD mm |', '|---|---|---|---|---|']

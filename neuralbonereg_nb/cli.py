@@ -4,35 +4,14 @@
 
 # %% ../nbs/12_cli.ipynb #4d8236ee
 from __future__ import annotations
-import argparse, os, sys, time
+import argparse, sys, time
 from pathlib import Path
 import numpy as np
+from .files import safe_output, write_atomic, next_free
 
 # %% auto #0
-__all__ = ['safe_output', 'write_atomic', 'cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report',
-           'cmd_register', 'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'build_parser', 'main']
-
-# %% ../nbs/12_cli.ipynb #9218e2f9
-def safe_output(path, # where the user asked us to write
-                force:bool=False, # replace an existing file
-               )->Path:
-    "Check an output path: refuse to overwrite an existing file unless `force`. Raises `FileExistsError`."
-    p = Path(path)
-    if p.exists() and not force:
-        raise FileExistsError(f"{p} exists; refusing to overwrite it. Choose another name or pass --force.")
-    if not p.parent.exists(): raise FileNotFoundError(f"folder {p.parent} does not exist; create it first.")
-    return p
-
-def write_atomic(path, # destination file
-                 write, # callable taking a temporary path and writing the content there
-                ):
-    "Write through a temporary file in the same folder, then rename it into place."
-    p = Path(path)
-    tmp = p.with_name(f'.{p.name}.{os.getpid()}.tmp{p.suffix}')
-    try:
-        write(tmp); os.replace(tmp, p)
-    finally:
-        if tmp.exists(): tmp.unlink()
+__all__ = ['cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report', 'cmd_register', 'cmd_evaluate',
+           'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #0c1b4587
 def cmd_bones(args):
@@ -80,13 +59,13 @@ def cmd_simulate(args):
 # %% ../nbs/12_cli.ipynb #16270fac
 def cmd_fit(args):
     "Fit the NeuralUDF of a preoperative bone and save it; print the accuracy line."
-    from neuralbonereg_nb.udf import fit_preop, udf_accuracy, accuracy_line, read_preop, udf_config
-    from neuralbonereg_nb.data import extract_outer_surface, EMBEDDED_BONES, load_bone
+    from neuralbonereg_nb.udf import fit_preop, udf_accuracy, accuracy_line, udf_config
+    from neuralbonereg_nb.data import extract_outer_surface, EMBEDDED_BONES, load_bone, read_preop
     out = safe_output(args.output, args.force)
     config = udf_config(args.preset)
     preop = load_bone(args.preop) if args.preop in EMBEDDED_BONES else read_preop(args.preop, config.knn_sigma + 1)
     model = fit_preop(preop, config, device=args.device, cache=not args.no_cache, progress=not args.quiet)
-    write_atomic(out, lambda p: model.save(p, overwrite=True))
+    model.save(out, overwrite=True)  # atomic; `out` was checked before the fit
     if not isinstance(preop, np.ndarray): ref = extract_outer_surface(preop) if config.outer_surface else preop
     else:
         from neuralbonereg_nb.simulate import mesh_from_points
@@ -97,21 +76,15 @@ def cmd_fit(args):
 # %% ../nbs/12_cli.ipynb #920d566f
 def _preop(spec:str, udf_preset:str='fast_cpu', quiet:bool=True):
     "(PreopModel, preop geometry for evaluation: a mesh or (N, 3) points mm) from a bone name, a file, or a saved model."
-    from neuralbonereg_nb.udf import PreopModel, fit_preop, read_preop
-    from neuralbonereg_nb.data import EMBEDDED_BONES, load_bone
+    from neuralbonereg_nb.udf import PreopModel, fit_preop
+    from neuralbonereg_nb.data import EMBEDDED_BONES, load_bone, read_preop
     if spec.endswith('.pt'):
         model = PreopModel.load(spec)
         return model, model.surface_points_mm
     geom = load_bone(spec) if spec in EMBEDDED_BONES else read_preop(spec)
     return fit_preop(geom, udf_preset, progress=not quiet), geom
 
-def _next_free(path:Path)->Path:
-    "path, or path-1, path-2, … : the first name that does not exist (never overwrite)."
-    p, k = Path(path), 1
-    while p.exists(): p = Path(path).with_name(f"{Path(path).stem}-{k}{Path(path).suffix}"); k += 1
-    return p
-
-def registration_figure(model, # PreopModel / ExactDistanceField: colours are its distance, mm
+def registration_figure(model, # a DistanceField (PreopModel, ExactDistanceField): colours are its distance, mm
                         points_mm, # (N, 3) intraoperative cloud, mm
                         T, # (4, 4) intraop mm → preop mm
                         geom=None, # the preoperative mesh (drawn grey) or None
@@ -154,7 +127,7 @@ def cmd_register(args):
     if reg.poor: print(f"warning: {reg.message}", file=sys.stderr)
     ru = reg.runner_ups[0] if reg.runner_ups else None
     print(f"score_mm={reg.score_mm:.3f} poor={reg.poor} runner_up_score_mm={ru['score_mm'] if ru else float('nan'):.3f} "
-          f"runner_up_deg={ru['rotation_deg'] if ru else float('nan'):.1f} seconds={float(reg.seconds):.1f} output={out}")
+          f"runner_up_deg={ru['rotation_deg'] if ru else float('nan'):.1f} seconds={reg.seconds['total']:.1f} output={out}")
 
 def _evaluate(model, geom, points, args, keep=None):
     "Seeded perturbation runs of `register` against a known ground truth (identity); the metrics records."
@@ -188,7 +161,7 @@ def cmd_demo(args):
     from neuralbonereg_nb.simulate import simulate_us_sweep
     from neuralbonereg_nb.metrics import summarize, format_summary
     from neuralbonereg_nb.frames import invert_transform
-    report = _next_free(Path(args.report))
+    report = next_free(Path(args.report))
     safe_output(report)
     mesh = load_bone(args.bone)
     points = simulate_us_sweep(mesh, seed=args.seed).points
@@ -226,6 +199,20 @@ def cmd_benchmark(args):
     ours = [r for r in rows if r['method'] == methods[0]][0]
     print(f"method={methods[0]} RR={ours['RR']:.3f} RRE_median={ours['RRE_median']:.2f} RTE_median={ours['RTE_median']:.2f} "
           f"flips={ours['flips']} seconds_median={ours['seconds_median']:.2f} errors={len(errs)} output={out}")
+
+# %% ../nbs/12_cli.ipynb #5446c3b5
+def cmd_reconstruct_us(args):
+    "Reconstruct a bone cloud from a tracked B-mode record and write it as .xyz (mm); ends with one summary line."
+    from neuralbonereg_nb.ultrasound import (CLEAN_ULTRABONESHIP_FEMUR, CLEAN_ULTRABONES100K, ULTRABONES_CALIBRATION,
+                                             ProbeCalibration, read_sweep, reconstruct_sweep)
+    out = safe_output(args.output, args.force)
+    clean = {'femur': CLEAN_ULTRABONESHIP_FEMUR, 'largest': CLEAN_ULTRABONES100K, 'none': None}[args.clean]
+    frames = slice(None, None, args.every) if args.every > 1 else None
+    cal = ULTRABONES_CALIBRATION if args.calibration is None else ProbeCalibration(tuple(args.calibration[:3]), tuple(args.calibration[3:]))
+    r = reconstruct_sweep(read_sweep(args.record_dir, calibration=cal), clean=clean, frames=frames)
+    write_atomic(out, lambda p: np.savetxt(p, r.points, fmt='%.4f'))
+    print(f'points={len(r)} frames_used={r.frames_used} frames_with_bone={(r.counts > 0).sum()} '
+          f'raw_points={len(r.raw_points)} seconds={r.seconds:.1f} output={out}')
 
 # %% ../nbs/12_cli.ipynb #09ce3691
 def build_parser()->argparse.ArgumentParser:
@@ -285,8 +272,16 @@ def build_parser()->argparse.ArgumentParser:
     k.add_argument('--force', action='store_true', help='replace existing output files')
     k.add_argument('--no-cache', action='store_true', help="re-run every task (by default finished tasks are kept in the cache, keyed by inputs and code, so a stopped suite resumes)")
     reg_args(k, runs=True); k.set_defaults(func=cmd_benchmark)
-    from neuralbonereg_nb.ultrasound import add_reconstruct_us_parser  # lazy: ultrasound imports this module
-    add_reconstruct_us_parser(sub)   # `reconstruct-us RECORD_DIR -o cloud.xyz` (01a_ultrasound)
+    u = sub.add_parser('reconstruct-us', help='bone point cloud (.xyz, mm) from a tracked B-mode record')
+    u.add_argument('record_dir', help='record folder: UltrasoundImages/<timestamp>.png and sweep_initial.csv (or poses.csv)')
+    u.add_argument('-o', '--output', required=True, help='the reconstructed cloud, .xyz (mm, tracking frame)')
+    u.add_argument('--every', type=int, default=1, help='use every N-th frame (default: all)')
+    u.add_argument('--clean', choices=('femur', 'largest', 'none'), default='femur',
+                   help="cleaning: UltraBonesHip femur rule (default), UltraBones100k largest DBSCAN cluster, or none")
+    u.add_argument('--calibration', type=float, nargs=6, metavar=('RX', 'RY', 'RZ', 'TX', 'TY', 'TZ'),
+                   help="probe calibration: Euler 'xyz' degrees and translation mm (default: the UltraBones100k probe's)")
+    u.add_argument('--force', action='store_true', help='replace an existing output file')
+    u.set_defaults(func=cmd_reconstruct_us)
     return p
 
 def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])

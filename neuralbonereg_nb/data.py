@@ -4,19 +4,20 @@
 
 # %% ../nbs/01_data.ipynb #ad64bad8
 from __future__ import annotations
-import hashlib, os, re, subprocess, sys, tempfile, warnings, zipfile
+import os, re, subprocess, sys, tempfile, warnings, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import open3d as o3d
-from .frames import check_points
+from .frames import check_points, check_extent_mm, subset_indices
+from .files import cache_dir, write_atomic, content_hash, file_sha256
 
 # %% auto #0
-__all__ = ['MESH_SUFFIXES', 'CLOUD_SUFFIXES', 'MIN_EXTENT_MM', 'MAX_EXTENT_MM', 'GIAS3_WHEEL', 'GIAS3_SHA256', 'GIAS3_REQ',
-           'EMBEDDED_BONES', 'REAL_CASES', 'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'DATASETS', 'data_root',
-           'require_data', 'cache_dir', 'check_extent_mm', 'clean_mesh', 'check_mesh', 'read_mesh', 'read_points',
-           'sample_surface', 'surface_distance', 'parse_vrml', 'fetch_gias3_wheel', 'load_bone', 'Case', 'load_case',
-           'load_vertebra', 'CaseRef', 'scan_dataset', 'mesh_hash', 'fibonacci_sphere', 'extract_outer_surface']
+__all__ = ['MESH_SUFFIXES', 'CLOUD_SUFFIXES', 'GIAS3_WHEEL', 'GIAS3_SHA256', 'GIAS3_REQ', 'EMBEDDED_BONES', 'REAL_CASES',
+           'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'DATASETS', 'data_root', 'require_data', 'clean_mesh', 'check_mesh',
+           'read_mesh', 'read_points', 'sample_surface', 'surface_distance', 'parse_vrml', 'fetch_gias3_wheel',
+           'load_bone', 'Case', 'load_case', 'load_vertebra', 'CaseRef', 'scan_dataset', 'mesh_hash',
+           'fibonacci_sphere', 'extract_outer_surface', 'read_preop', 'preop_surface']
 
 # %% ../nbs/01_data.ipynb #d3f55702
 def data_root()->Path|None:
@@ -38,44 +39,17 @@ def require_data(sub:str='', # a sub-folder of the shared data folder
             f"`shared/data` beside {Path.cwd()} and its parents); set NEURALBONEREG_DATA=/path/to/shared/data.")
     return root / sub
 
-def cache_dir(sub:str='', # a sub-folder of the cache
-             )->Path:
-    "The cache folder ($NEURALBONEREG_CACHE, else the per-user cache dir), created if needed."
-    env = os.environ.get('NEURALBONEREG_CACHE')
-    if env: root = Path(env).expanduser()
-    else:
-        from platformdirs import user_cache_dir
-        root = Path(user_cache_dir('neuralbonereg_nb'))
-    d = root / sub
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 # %% ../nbs/01_data.ipynb #e5c1a476
 MESH_SUFFIXES = ('.stl', '.ply', '.obj', '.off', '.gltf', '.glb')
 CLOUD_SUFFIXES = ('.xyz', '.xyzn', '.pts', '.txt', '.ply', '.pcd', '.npy')
-MIN_EXTENT_MM, MAX_EXTENT_MM = 1.0, 3000.0
-
-def check_extent_mm(points, # (N, 3) points, supposedly mm
-                    name:str='points', # for the message
-                   )->float: # the longest bounding-box side, mm
-    "Refuse clouds whose size cannot be a bone in mm (extent < 1 → metres; > 3000 → µm or a scene). Raises `ValueError`."
-    pts = check_points(points, name)
-    ext = float((pts.max(0) - pts.min(0)).max())
-    if len(pts) > 1 and ext < MIN_EXTENT_MM:
-        raise ValueError(f"{name} spans only {ext:.4g} units: this looks like metres, not mm. "
-                         f"Multiply the coordinates by 1000 (e.g. points * 1000) before using them.")
-    if ext > MAX_EXTENT_MM:
-        raise ValueError(f"{name} spans {ext:.4g} units, more than any bone in mm ({MAX_EXTENT_MM:.0f}): check the unit "
-                         f"(µm or 0.1 mm?) or crop the cloud to the bone.")
-    return ext
-
 def _as_mesh(V, F)->o3d.geometry.TriangleMesh:
     return o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(np.asarray(V, np.float64)),
                                      o3d.utility.Vector3iVector(np.asarray(F, np.int32)))
 
 def clean_mesh(mesh:o3d.geometry.TriangleMesh, # a triangle mesh, mm
               )->o3d.geometry.TriangleMesh: # the same mesh, cleaned in place and returned
-    "Merge duplicate vertices (STL), drop duplicated / degenerate triangles and unreferenced vertices (spec §1.3 step 1)."
+    "Merge duplicate vertices (STL), drop duplicated / degenerate triangles and unreferenced vertices (step 1 in explanations/official_code#sec-outer-surface)."
     mesh.merge_close_vertices(1e-6)
     mesh.remove_duplicated_vertices(); mesh.remove_duplicated_triangles()
     mesh.remove_degenerate_triangles(); mesh.remove_unreferenced_vertices()
@@ -202,12 +176,6 @@ def parse_vrml(text:str, # VRML 2.0 text
     return parts
 
 # %% ../nbs/01_data.ipynb #a0b8c275
-def _sha256(path:Path)->str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
 def fetch_gias3_wheel(download:bool=True, # False: only use a wheel already in the cache
                      )->Path: # the verified wheel in the cache
     "The `gias3.examples` 3.0.0 wheel: from the cache, else `pip download --no-deps` into it; sha256-checked. Raises `RuntimeError` (offline, no cache) or `ValueError` (checksum)."
@@ -225,15 +193,16 @@ def fetch_gias3_wheel(download:bool=True, # False: only use a wheel already in t
                 raise RuntimeError(f"could not download {GIAS3_REQ} from PyPI (offline?): {r.stderr.strip()[-300:]}\n"
                                    f"Run this where PyPI is reachable, then retry:\n    {cmd}")
             os.replace(got, whl)  # atomic within the cache folder
-    if _sha256(whl) != GIAS3_SHA256:
+    if file_sha256(whl) != GIAS3_SHA256:
         bad = whl.with_suffix('.whl.corrupt'); os.replace(whl, bad)
         raise ValueError(f"{whl.name} has the wrong sha256 (moved to {bad.name}); download it again with:\n    {cmd}")
     return whl
 
-def _write_mesh_atomic(mesh:o3d.geometry.TriangleMesh, path:Path):
-    tmp = path.with_name(f'.{path.stem}.{os.getpid()}.tmp{path.suffix}')
-    if not o3d.io.write_triangle_mesh(str(tmp), mesh): raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)
+def _save_mesh(mesh:o3d.geometry.TriangleMesh, path:Path):
+    "Write a mesh to the cache atomically (`files.write_atomic`)."
+    def write(tmp):
+        if not o3d.io.write_triangle_mesh(str(tmp), mesh): raise OSError(f"could not write {tmp}")
+    write_atomic(path, write)
 
 def _gias3_part(zf:zipfile.ZipFile, member:str, pick:str)->o3d.geometry.TriangleMesh:
     if pick == 'stl':
@@ -258,7 +227,7 @@ def load_bone(name:str='tibia', # one of EMBEDDED_BONES: tibia, fibula, hemipelv
         member, pick = EMBEDDED_BONES[name]
         with zipfile.ZipFile(fetch_gias3_wheel(download)) as zf: mesh = clean_mesh(_gias3_part(zf, member, pick))
         mesh.compute_vertex_normals()
-        _write_mesh_atomic(mesh, ply)
+        _save_mesh(mesh, ply)
     mesh = o3d.io.read_triangle_mesh(str(ply))
     return check_mesh(mesh, name)
 
@@ -326,7 +295,7 @@ class CaseRef:
 def scan_dataset(root, # the data set folder holding preoperative/ and intraoperative/ (e.g. data/UltraBones100k)
                  dataset:str|None=None, # UltraBones100k, UltraBonesHip or SpineDepth; None → the folder's name
                 )->list[CaseRef]: # the cases, sorted by name
-    "List the cases of a processed data set tree (spec §1.6). Raises `FileNotFoundError` or `ValueError` for a wrong layout."
+    "List the cases of a processed data set tree (see explanations/official_code#sec-datasets). Raises `FileNotFoundError` or `ValueError` for a wrong layout."
     root = Path(root); dataset = dataset or root.name
     if dataset not in DATASETS: raise ValueError(f"unknown data set {dataset!r}; choose one of {', '.join(DATASETS)}.")
     pre, intra = root / 'preoperative', root / 'intraoperative'
@@ -347,12 +316,9 @@ def scan_dataset(root, # the data set folder holding preoperative/ and intraoper
 
 # %% ../nbs/01_data.ipynb #6d78066c
 def mesh_hash(mesh:o3d.geometry.TriangleMesh, # triangle mesh
-             )->str: # sha256 hex digest of its vertices (float64) and triangles (int64)
+             )->str: # `files.content_hash` of its vertices and triangles
     "Content hash of a mesh's geometry (for cache keys; the file name plays no part)."
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(np.asarray(mesh.vertices, np.float64)).tobytes())
-    h.update(np.ascontiguousarray(np.asarray(mesh.triangles, np.int64)).tobytes())
-    return h.hexdigest()
+    return content_hash(np.asarray(mesh.vertices), np.asarray(mesh.triangles))
 
 def fibonacci_sphere(n:int, # number of directions
                     )->np.ndarray: # (n, 3) unit vectors, nearly uniform on the sphere
@@ -362,13 +328,13 @@ def fibonacci_sphere(n:int, # number of directions
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], 1)
 
 def extract_outer_surface(mesh:o3d.geometry.TriangleMesh, # CT bone mesh, mm
-                          n_views:int=128, # viewpoints on a Fibonacci sphere (spec §1.3)
+                          n_views:int=128, # viewpoints on a Fibonacci sphere (see explanations/official_code#sec-outer-surface)
                           resolution:int=384, # rays per side of each view's pinhole grid
                           fov_deg:float=30.0, # field of view of each view, degrees
                           distance_factor:float=2.5, # camera distance / bbox diagonal
                           cache:bool=True, # reuse / store the result in the cache, keyed by content hash
                          )->o3d.geometry.TriangleMesh: # the triangles seen from outside, mm, same frame
-    "Keep the triangles of a mesh that rays from many outside viewpoints hit first (spec §1.3). Raises `ValueError` for a bad mesh."
+    "Keep the triangles of a mesh that rays from many outside viewpoints hit first (see explanations/official_code#sec-outer-surface). Raises `ValueError` for a bad mesh."
     check_mesh(mesh)
     key = f"{mesh_hash(mesh)[:16]}_v{n_views}_r{resolution}_f{fov_deg:g}_d{distance_factor:g}"
     path = cache_dir('outer_surface') / f'{key}.ply'
@@ -387,5 +353,42 @@ def extract_outer_surface(mesh:o3d.geometry.TriangleMesh, # CT bone mesh, mm
         hit[ids[ids != scene.INVALID_ID]] = True
     out = o3d.geometry.TriangleMesh(mesh.vertices, o3d.utility.Vector3iVector(np.asarray(mesh.triangles)[hit]))
     out.remove_unreferenced_vertices()
-    if cache: _write_mesh_atomic(out, path)
+    if cache: _save_mesh(out, path)
     return out
+
+# %% ../nbs/01_data.ipynb #447630fd
+def _ply_has_faces(path:Path)->bool:
+    "Whether a PLY file declares a non-empty face element (read from its header only)."
+    with open(path, 'rb') as f: head = f.read(4096).split(b'end_header')[0]
+    m = re.search(rb'element face (\d+)', head)
+    return bool(m and int(m.group(1)) > 0)
+
+def read_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path to a mesh or a cloud, mm
+               min_points:int=51, # fewest points accepted for a cloud
+              )->o3d.geometry.TriangleMesh|np.ndarray: # a checked mesh, or (N, 3) checked points, mm
+    "Resolve a preoperative input: a mesh stays a mesh; a cloud (file, PointCloud or array) becomes checked points."
+    if isinstance(preop, (str, Path)):
+        p = Path(preop)
+        if not p.is_file(): raise FileNotFoundError(f"no preoperative file at {p}")
+        if p.suffix.lower() == '.ply': return read_mesh(p) if _ply_has_faces(p) else read_points(p, min_points=min_points)
+        if p.suffix.lower() in MESH_SUFFIXES: return read_mesh(p)
+        return read_points(p, min_points=min_points)
+    if isinstance(preop, o3d.geometry.TriangleMesh): return check_mesh(preop, 'preoperative mesh')
+    pts = np.asarray(preop.points) if isinstance(preop, o3d.geometry.PointCloud) else preop
+    pts = check_points(pts, 'preoperative points', min_points=min_points)
+    check_extent_mm(pts, 'preoperative points')
+    return pts
+
+def preop_surface(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path to a mesh or cloud, mm
+                  n_surface:int=40_000, # surface samples (a mesh is sampled; a larger cloud is subsampled)
+                  outer_surface:bool=True, # sample the outer surface of a mesh only (`extract_outer_surface`)
+                  seed:int=0, # sampling seed
+                  min_points:int=51, # fewest points accepted for a cloud
+                 )->tuple[np.ndarray, str, o3d.geometry.TriangleMesh|None]: # (n, 3) samples mm; source hash; mesh or None
+    "The surface samples P (mm) a field is built from, the content hash of the input geometry, and the mesh if any."
+    preop = read_preop(preop, min_points=min_points)
+    if isinstance(preop, o3d.geometry.TriangleMesh):
+        surf = extract_outer_surface(preop) if outer_surface else preop
+        return sample_surface(surf, n_surface, seed=seed)[0], mesh_hash(preop), preop
+    return preop[subset_indices(len(preop), n_surface, seed)], content_hash(preop), None
+

@@ -6,11 +6,14 @@
 from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
+import torch
 
 # %% auto #0
-__all__ = ['PROTOCOLS', 'check_points', 'Normalization', 'make_transform', 'invert_transform', 'compose', 'apply_transform',
-           'quat_standardize', 'quat_to_matrix', 'matrix_to_quat', 'quat_multiply', 'rotation_angle_deg',
-           'random_quaternions', 'random_rotations', 'random_perturbation']
+__all__ = ['MIN_EXTENT_MM', 'MAX_EXTENT_MM', 'MIN_POINTS', 'PROTOCOLS', 'check_points', 'check_extent_mm', 'check_cloud',
+           'subset_indices', 'pick_device', 'Normalization', 'make_transform', 'invert_transform', 'compose',
+           'apply_transform', 'quat_standardize', 'quat_to_matrix', 'matrix_to_quat', 'quat_multiply',
+           'rotation_angle_deg', 'random_quaternions', 'random_rotations', 'quat_multiply_t', 'quat_standardize_t',
+           'quat_to_matrix_t', 'rotvec_to_matrix_t', 'random_perturbation']
 
 # %% ../nbs/00_frames.ipynb #d4cbd040
 def check_points(
@@ -33,10 +36,51 @@ def check_points(
                          f"acquire or sample more points.")
     return pts
 
+# %% ../nbs/00_frames.ipynb #091acadd
+MIN_EXTENT_MM, MAX_EXTENT_MM = 1.0, 3000.0 # the smallest and largest bounding-box side a bone in mm can have
+
+def check_extent_mm(points, # (N, 3) points, supposedly mm
+                    name:str='points', # for the message
+                   )->float: # the longest bounding-box side, mm
+    "Refuse clouds whose size cannot be a bone in mm (extent < 1 → metres; > 3000 → µm or a scene). Raises `ValueError`."
+    pts = check_points(points, name)
+    ext = float((pts.max(0) - pts.min(0)).max())
+    if len(pts) > 1 and ext < MIN_EXTENT_MM:
+        raise ValueError(f"{name} spans only {ext:.4g} units: this looks like metres, not mm. "
+                         f"Multiply the coordinates by 1000 (e.g. points * 1000) before using them.")
+    if ext > MAX_EXTENT_MM:
+        raise ValueError(f"{name} spans {ext:.4g} units, more than any bone in mm ({MAX_EXTENT_MM:.0f}): check the unit "
+                         f"(µm or 0.1 mm?) or crop the cloud to the bone.")
+    return ext
+
+MIN_POINTS = 50 # fewest intraoperative points a registration accepts
+
+def check_cloud(points_mm, # (N, 3) intraoperative points, mm
+                name:str='intraoperative points', # for the message
+               )->np.ndarray: # (N, 3) float64
+    "Validate an intraoperative cloud once, at a public entry point: shape, finite, ≥ 50 points, a plausible mm extent. Raises `ValueError`."
+    pts = check_points(points_mm, name, min_points=MIN_POINTS)
+    check_extent_mm(pts, name)
+    return pts
+
+# %% ../nbs/00_frames.ipynb #5892f48f
+def subset_indices(n:int, # number of items (points)
+                   k:int, # keep at most this many
+                   rng:np.random.Generator|int|None=0, # a Generator or a seed
+                  )->np.ndarray: # (min(n, k),) sorted indices
+    "Sorted indices of a seeded random subset of at most k of n items (all of them when n ≤ k)."
+    if n <= k: return np.arange(n)
+    return np.sort(np.random.default_rng(rng).choice(n, int(k), replace=False))
+
+def pick_device(device:str|torch.device|None=None, # 'cuda', 'cpu', a torch.device, or None
+               )->torch.device:
+    "The torch device to run on: the one asked for, else CUDA when present, else the CPU."
+    return torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+
 # %% ../nbs/00_frames.ipynb #907868d0
 @dataclass(frozen=True)
 class Normalization:
-    "The preoperative-normalized frame: x_norm = (x_mm - center_mm) / scale_mm (spec §1.2)."
+    "The preoperative-normalized frame: x_norm = (x_mm - center_mm) / scale_mm (see explanations/official_code#sec-data)."
     center_mm: np.ndarray # (3,) bounding-box centre of the preoperative bone, mm
     scale_mm: float # longest bounding-box side of the preoperative bone, mm
 
@@ -116,7 +160,7 @@ def quat_standardize(q, # (..., 4) quaternions, w first
 
 def quat_to_matrix(q, # (..., 4) quaternions (w, x, y, z), not necessarily unit
                   )->np.ndarray: # (..., 3, 3) rotation matrices
-    "Rotation matrices from w-first quaternions, with s = 2/|q|² (pytorch3d formula; spec §3.1)."
+    "Rotation matrices from w-first quaternions, with s = 2/|q|² (pytorch3d formula; see explanations/official_code#sec-heads)."
     q = np.asarray(q, dtype=np.float64)
     w, x, y, z = np.moveaxis(q, -1, 0)
     s = 2.0 / (q * q).sum(-1)
@@ -156,7 +200,7 @@ def quat_multiply(a, # (..., 4) quaternions, w first
 def rotation_angle_deg(Ra, # (..., 3, 3) rotation matrices
                        Rb=None, # (..., 3, 3) rotation matrices; identity if None
                       )->np.ndarray: # (...,) geodesic angle between Ra and Rb, degrees in [0, 180]
-    "Geodesic angle between rotations, degrees: arccos((tr(Raᵀ Rb) − 1)/2) (spec §4.2, RRE)."
+    "Geodesic angle between rotations, degrees: arccos((tr(Raᵀ Rb) − 1)/2) (see explanations/official_code#sec-metrics, RRE)."
     Ra = np.asarray(Ra, dtype=np.float64)
     M = Ra if Rb is None else np.swapaxes(Ra, -1, -2) @ np.asarray(Rb, dtype=np.float64)
     c = (np.trace(M, axis1=-2, axis2=-1) - 1) / 2
@@ -175,16 +219,52 @@ def random_rotations(n:int, # how many
     "Haar-uniform random rotation matrices."
     return quat_to_matrix(random_quaternions(n, rng))
 
+# %% ../nbs/00_frames.ipynb #2cda352c
+def quat_multiply_t(a:torch.Tensor, # (..., 4) quaternions (w, x, y, z)
+                    b:torch.Tensor, # (..., 4) quaternions, broadcast against a
+                   )->torch.Tensor: # (..., 4) Hamilton product a ⊗ b (b acts first)
+    "Hamilton product of w-first quaternions in torch: R(a ⊗ b) = R(a) R(b)."
+    aw, ax, ay, az = a.unbind(-1); bw, bx, by, bz = b.unbind(-1)
+    return torch.stack([aw*bw - ax*bx - ay*by - az*bz,
+                        aw*bx + ax*bw + ay*bz - az*by,
+                        aw*by - ax*bz + ay*bw + az*bx,
+                        aw*bz + ax*by - ay*bx + az*bw], -1)
+
+def quat_standardize_t(q:torch.Tensor, # (..., 4) quaternions (w, x, y, z)
+                       normalize:bool=True, # also scale to unit length
+                      )->torch.Tensor: # (..., 4) with w ≥ 0
+    "Flip the sign of quaternions so that w ≥ 0 (and normalize them), in torch."
+    if normalize: q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return torch.where(q[..., :1] < 0, -q, q)
+
+def quat_to_matrix_t(q:torch.Tensor, # (..., 4) quaternions (w, x, y, z), not necessarily unit
+                    )->torch.Tensor: # (..., 3, 3) rotation matrices
+    "Rotation matrices from w-first quaternions with s = 2/|q|² (pytorch3d formula; see explanations/official_code#sec-heads), in torch."
+    w, x, y, z = q.unbind(-1)
+    s = 2.0 / (q * q).sum(-1)
+    R = torch.stack([1 - s*(y*y + z*z), s*(x*y - z*w),     s*(x*z + y*w),
+                     s*(x*y + z*w),     1 - s*(x*x + z*z), s*(y*z - x*w),
+                     s*(x*z - y*w),     s*(y*z + x*w),     1 - s*(x*x + y*y)], -1)
+    return R.reshape(q.shape[:-1] + (3, 3))
+
+# %% ../nbs/00_frames.ipynb #a2a27516
+def rotvec_to_matrix_t(r:torch.Tensor, # (..., 3) rotation vectors, radians
+                      )->torch.Tensor: # (..., 3, 3) rotation matrices, differentiable (also at r = 0)
+    "Rotation matrices of rotation vectors in torch, via the quaternion (cos θ/2, sin(θ/2)/θ · r)."
+    th = (r * r).sum(-1, keepdim=True).clamp_min(1e-30).sqrt()  # (..., 1) angle
+    q = torch.cat([torch.cos(th / 2), 0.5 * torch.sinc(th / (2 * torch.pi)) * r], -1)  # sin(θ/2)/θ = ½ sinc(θ/2π)
+    return quat_to_matrix_t(q)
+
 # %% ../nbs/00_frames.ipynb #5ef98f5f
 PROTOCOLS = ('euler', 'uniform')
 
 def random_perturbation(rng:np.random.Generator|int|None, # a Generator or a seed (one per run)
-                        protocol:str='uniform', # 'euler' (official, spec §4.1) or 'uniform' (Haar SO(3))
+                        protocol:str='uniform', # 'euler' (official, see explanations/official_code#sec-protocol) or 'uniform' (Haar SO(3))
                         max_angle_deg:float=180.0, # 'euler': each Euler angle ~ U(-a, a), degrees
                         max_translation_mm:float|None=None, # per-axis U(-t, t), mm; None → 500 ('euler') / 100 ('uniform')
                         center_mm=None, # (3,) centre of rotation, mm: the preoperative bbox centre; origin if None
                        )->np.ndarray: # (4, 4) rigid transform on mm points (intraop → perturbed intraop)
-    "A random rigid perturbation of the intraoperative cloud by one of the two protocols (spec §4.1). Raises `ValueError` for an unknown protocol."
+    "A random rigid perturbation of the intraoperative cloud by one of the two protocols (see explanations/official_code#sec-protocol). Raises `ValueError` for an unknown protocol."
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     rng = np.random.default_rng(rng)
     if max_translation_mm is None: max_translation_mm = 500.0 if protocol == 'euler' else 100.0

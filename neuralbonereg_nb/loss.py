@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 
 # %% auto #0
-__all__ = ['SCORE_MODES', 'transform_points', 'aggregate', 'head_scores', 'StepScores', 'coarse_to_fine']
+__all__ = ['SCORE_MODES', 'TRIM_KEEP', 'transform_points', 'aggregate', 'head_scores', 'StepScores', 'coarse_to_fine']
 
 # %% ../nbs/06_loss.ipynb #efb3af62
 def transform_points(R:torch.Tensor, # (H, 3, 3) rotations of the heads
@@ -21,12 +21,13 @@ def transform_points(R:torch.Tensor, # (H, 3, 3) rotations of the heads
 
 # %% ../nbs/06_loss.ipynb #c99d17be
 SCORE_MODES = ('mean', 'trimmed', 'median', 'max', 'meanmax')
+TRIM_KEEP = 0.8 # the kept share of the trimmed mean: ours everywhere; the paper preset sets the official 0.7
 
 def aggregate(d:torch.Tensor, # (H, M) distances of each head's points, any unit
               mode:str='trimmed', # one of SCORE_MODES
-              trim_keep:float=0.7, # trimmed: fraction of the smallest distances kept
+              trim_keep:float=TRIM_KEEP, # trimmed: fraction of the smallest distances kept
              )->torch.Tensor: # (H,) one score per head, same unit
-    "Reduce each head's point distances to one score (spec §3.4). Raises `ValueError` for an unknown mode or trim_keep ∉ (0, 1]."
+    "Reduce each head's point distances to one score (see explanations/official_code#sec-scores). Raises `ValueError` for an unknown mode or trim_keep ∉ (0, 1]."
     if mode == 'mean': return d.mean(-1)
     if mode == 'trimmed':
         if not 0 < trim_keep <= 1: raise ValueError(f"trim_keep must be in (0, 1], got {trim_keep}.")
@@ -42,10 +43,10 @@ def head_scores(field:Callable, # normalized points (..., 3) → distances (...)
                 R:torch.Tensor, # (H, 3, 3) rotations
                 t:torch.Tensor, # (H, 3) translations, normalized units
                 P:torch.Tensor, # (M, 3) source points, normalized units
-                mode:str='trimmed', # aggregation (spec §3.4)
-                trim_keep:float=0.7, # for 'trimmed'
+                mode:str='trimmed', # aggregation (see explanations/official_code#sec-scores)
+                trim_keep:float=TRIM_KEEP, # for 'trimmed'
                )->torch.Tensor: # (H,) scores, normalized units
-    "Score every head on the points P: aggregate the field at R_h P + t_h (spec §3.3 step 2)."
+    "Score every head on the points P: aggregate the field at R_h P + t_h (step 2 in explanations/official_code#sec-loss)."
     d = field(transform_points(R, t, P))  # (H, M)
     return aggregate(d, mode, trim_keep)
 
@@ -64,10 +65,10 @@ def coarse_to_fine(field:Callable, # normalized points (..., 3) → distances (.
                    n_coarse:int=512, # coarse points C (official 512; paper 32)
                    top_k:int=64, # heads re-scored on all of S (official 64)
                    scale_mm:float=1.0, # the normalization scale, to report scores and the loss in mm
-                   mode:str='trimmed', # aggregation, the same for coarse and fine (spec §3.4)
-                   trim_keep:float=0.7, # for 'trimmed'
+                   mode:str='trimmed', # aggregation, the same for coarse and fine (see explanations/official_code#sec-scores)
+                   trim_keep:float=TRIM_KEEP, # for 'trimmed'
                   )->StepScores:
-    "The official coarse-to-fine score and loss of one step (spec §3.3): all heads on C, the top K re-scored on S, mean over heads in mm."
+    "The official coarse-to-fine score and loss of one step (see explanations/official_code#sec-loss): all heads on C, the top K re-scored on S, mean over heads in mm."
     H = R.shape[0]
     n_coarse, top_k = min(int(n_coarse), S.shape[0]), min(int(top_k), H)
     coarse = head_scores(field, R, t, S[:n_coarse], mode, trim_keep)  # (H,), with gradient

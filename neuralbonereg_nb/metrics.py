@@ -40,7 +40,7 @@ def rte_mm(T_est, # (..., 4, 4) estimated transform, mm
            T_gt, # (..., 4, 4) ground-truth transform, mm
            center_mm=None, # (3,) point (source frame, mm) where the error is measured; None → the origin: ‖t_est − t_gt‖
           )->np.ndarray|float: # (...,) relative translation error, mm
-    "Relative translation error ‖T_est c − T_gt c‖ at a point c (the origin by default: ‖t_est − t_gt‖), mm (spec §4.2). Raises `ValueError`."
+    "Relative translation error ‖T_est c − T_gt c‖ at a point c (the origin by default: ‖t_est − t_gt‖), mm (see explanations/official_code#sec-metrics). Raises `ValueError`."
     Te, Tg = check_transform(T_est, 'T_est'), check_transform(T_gt, 'T_gt')
     c = np.zeros(3) if center_mm is None else np.asarray(center_mm, dtype=np.float64).reshape(3)
     # T c = R c + t: at c = 0 this is ‖t_est − t_gt‖
@@ -51,7 +51,7 @@ def rte_mm(T_est, # (..., 4, 4) estimated transform, mm
 def rre_deg(T_est, # (..., 4, 4) estimated transform, or (..., 3, 3) rotation
             T_gt, # (..., 4, 4) ground-truth transform, or (..., 3, 3) rotation
            )->np.ndarray|float: # (...,) relative rotation error, degrees in [0, 180]
-    "Relative rotation error arccos((tr(R_estᵀ R_gt) − 1)/2), degrees (spec §4.2). Raises `ValueError`."
+    "Relative rotation error arccos((tr(R_estᵀ R_gt) − 1)/2), degrees (see explanations/official_code#sec-metrics). Raises `ValueError`."
     out = rotation_angle_deg(_rotations(T_est, 'T_est'), _rotations(T_gt, 'T_gt'))
     return float(out) if np.ndim(out) == 0 else out
 
@@ -73,20 +73,20 @@ def directed_distances_mm(X, # (N, 3) points, mm
 def cd_hd95_mm(X, # (N, 3) points, mm (e.g. the registered intraop cloud)
                Y, # (M, 3) points, mm, same frame (e.g. the filtered preop target)
               )->tuple[float, float]: # (Chamfer distance, HD95), mm
-    "Chamfer distance and HD95 from one pair of nearest-neighbour queries (spec §4.2)."
+    "Chamfer distance and HD95 from one pair of nearest-neighbour queries (see explanations/official_code#sec-metrics)."
     dxy, dyx = directed_distances_mm(X, Y), directed_distances_mm(Y, X)
     return 0.5 * (dxy.mean() + dyx.mean()), 0.5 * (np.percentile(dxy, 95) + np.percentile(dyx, 95))
 
 def chamfer_mm(X, # (N, 3) points, mm
                Y, # (M, 3) points, mm, same frame
               )->float: # ½ [mean_x min_y ‖x − y‖ + mean_y min_x ‖x − y‖], mm
-    "Symmetric Chamfer distance, Euclidean (not squared), mm (spec §4.2)."
+    "Symmetric Chamfer distance, Euclidean (not squared), mm (see explanations/official_code#sec-metrics)."
     return float(cd_hd95_mm(X, Y)[0])
 
 def hd95_mm(X, # (N, 3) points, mm
             Y, # (M, 3) points, mm, same frame
            )->float: # ½ [P95(X → Y) + P95(Y → X)], mm
-    "Symmetric 95th-percentile Hausdorff distance, mm (spec §4.2)."
+    "Symmetric 95th-percentile Hausdorff distance, mm (see explanations/official_code#sec-metrics)."
     return float(cd_hd95_mm(X, Y)[1])
 
 # %% ../nbs/08_metrics.ipynb #3f744433
@@ -96,7 +96,7 @@ def filtered_target(preop_points_mm, # (M, 3) preoperative evaluation sample, pr
                     radius_mm:float=2.0, # keep preop points within this distance of the posed intraop cloud
                     return_index:bool=False, # also return the kept indices into preop_points_mm
                    )->np.ndarray|tuple[np.ndarray, np.ndarray]: # (K, 3) kept preop points, mm [, (K,) indices]
-    "The preoperative points within `radius_mm` of the intraoperative cloud at its ground-truth pose (spec §4.2). Raises `ValueError` if none are."
+    "The preoperative points within `radius_mm` of the intraoperative cloud at its ground-truth pose (see explanations/official_code#sec-metrics). Raises `ValueError` if none are."
     pre, intra = check_points(preop_points_mm, 'preop_points_mm'), check_points(intraop_points_mm, 'intraop_points_mm')
     T = np.eye(4) if T_gt is None else check_transform(T_gt, 'T_gt')
     if not radius_mm >= 0: raise ValueError(f"radius_mm must be ≥ 0, got {radius_mm}.")
@@ -115,7 +115,7 @@ def is_success(rte, # (R,) or scalar RTE, mm
                rte_max_mm:float=RTE_MAX_MM, # success needs RTE < this
                rre_max_deg:float=RRE_MAX_DEG, # and RRE < this
               )->np.ndarray: # (R,) bool
-    "Per-run success: RTE < 4 mm and RRE < 5° (strict; spec §4.2)."
+    "Per-run success: RTE < 4 mm and RRE < 5° (strict; see explanations/official_code#sec-metrics)."
     return (np.asarray(rte, dtype=np.float64) < rte_max_mm) & (np.asarray(rre, dtype=np.float64) < rre_max_deg)
 
 def registration_recall(rte, # (R,) RTE per run, mm
@@ -123,7 +123,7 @@ def registration_recall(rte, # (R,) RTE per run, mm
                         rte_max_mm:float=RTE_MAX_MM, # success needs RTE < this
                         rre_max_deg:float=RRE_MAX_DEG, # and RRE < this
                        )->float: # fraction of successful runs in [0, 1]
-    "Registration recall: the fraction of runs with RTE < 4 mm and RRE < 5° (spec §4.2). Raises `ValueError` for no runs or mismatched lengths."
+    "Registration recall: the fraction of runs with RTE < 4 mm and RRE < 5° (see explanations/official_code#sec-metrics). Raises `ValueError` for no runs or mismatched lengths."
     rte, rre = np.atleast_1d(np.asarray(rte, dtype=np.float64)), np.atleast_1d(np.asarray(rre, dtype=np.float64))
     if rte.shape != rre.shape or rte.size == 0:
         raise ValueError(f"rte and rre need the same non-zero length, got {rte.shape} and {rre.shape}.")
@@ -132,7 +132,7 @@ def registration_recall(rte, # (R,) RTE per run, mm
 def flip_count(rre, # (R,) RRE per run, degrees
                flip_min_deg:float=FLIP_MIN_DEG, # a flip has RRE > this
               )->int: # number of flipped runs
-    "How many runs are flips (RRE > 150°; the symmetric failures of spec §6.5)."
+    "How many runs are flips (RRE > 150°; the symmetric failures described in explanations/official_code#sec-scores)."
     return int((np.asarray(rre, dtype=np.float64) > flip_min_deg).sum())
 
 # %% ../nbs/08_metrics.ipynb #55c442a2
@@ -144,7 +144,7 @@ def evaluate_registration(T_est, # (4, 4) estimate: intraop (as given to the met
                           rre_max_deg:float=RRE_MAX_DEG, # and RRE < this
                           flip_min_deg:float=FLIP_MIN_DEG, # a flip has RRE > this
                          )->dict: # rte_mm, rre_deg, cd_mm, hd95_mm, success, flip
-    "All metrics of one registration run (spec §4.2); RTE is measured at the intraoperative centroid (spec §3.5). Raises `ValueError`."
+    "All metrics of one registration run (see explanations/official_code#sec-metrics); RTE is measured at the intraoperative centroid (see explanations/official_code#sec-centring). Raises `ValueError`."
     X = check_points(intraop_points_mm, 'intraop_points_mm')
     rte = rte_mm(T_est, T_gt, center_mm=X.mean(0))
     rre = rre_deg(T_est, T_gt)
@@ -157,7 +157,7 @@ def summarize(records, # list of dicts from `evaluate_registration` / `evaluate`
               rre_max_deg:float=RRE_MAX_DEG, # and RRE < this
               flip_min_deg:float=FLIP_MIN_DEG, # a flip has RRE > this
              )->dict: # RR, RRE_/RTE_ mean, std, median, CD_/HD95_ mean, std, flips, n, seconds_median
-    "Aggregate per-run records into the protocol's summary (spec §4.2, §4.4). Raises `ValueError` for no records."
+    "Aggregate per-run records into the protocol's summary (see explanations/official_code#sec-metrics and #sec-results). Raises `ValueError` for no records."
     records = list(records)
     if not records: raise ValueError("no records to summarize; run evaluate(...) first.")
     col = lambda k: np.array([r[k] for r in records], dtype=np.float64)
@@ -199,19 +199,19 @@ def run_rng(seed:int, # protocol seed (official 50)
             run:int, # run index
             case:str|None=None, # case name; folded in with a stable hash (CRC32)
            )->np.random.Generator:
-    "The generator of one run: `default_rng([seed, crc32(case), run])`, or `[seed, run]` without a case (spec §6.9). Raises `ValueError`."
+    "The generator of one run: `default_rng([seed, crc32(case), run])`, or `[seed, run]` without a case (see explanations/official_code#sec-protocol). Raises `ValueError`."
     if int(seed) < 0 or int(run) < 0: raise ValueError(f"seed and run must be non-negative integers, got {seed}, {run}.")
     key = [int(seed), int(run)] if case is None else [int(seed), zlib.crc32(str(case).encode()), int(run)]
     return np.random.default_rng(key)
 
 def perturbation_runs(n_runs:int, # number of runs
                       seed:int=50, # protocol seed (official 50)
-                      protocol:str='euler', # 'euler' (official, spec §4.1) or 'uniform' (Haar SO(3))
+                      protocol:str='euler', # 'euler' (official, see explanations/official_code#sec-protocol) or 'uniform' (Haar SO(3))
                       center_mm=None, # (3,) centre of rotation, intraop frame, mm (the preop bbox centre); origin if None
                       case:str|None=None, # case name, so different cases get different perturbations
                       **kwargs, # passed to frames.random_perturbation (max_angle_deg, max_translation_mm)
                      )->list[np.ndarray]: # n_runs (4, 4) transforms: intraop mm → perturbed intraop mm
-    "Per-run perturbations, each from its own generator seeded by (seed, case, run), independent of any global state (spec §4.1, §6.9). Raises `ValueError`."
+    "Per-run perturbations, each from its own generator seeded by (seed, case, run), independent of any global state (see explanations/official_code#sec-protocol). Raises `ValueError`."
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     if int(n_runs) < 1: raise ValueError(f"n_runs must be ≥ 1, got {n_runs}.")
     return [random_perturbation(run_rng(seed, r, case), protocol, center_mm=center_mm, **kwargs) for r in range(int(n_runs))]
@@ -221,11 +221,11 @@ def _unpack_result(out, wall_s:float)->tuple[np.ndarray, float]:
     "(T_est, seconds) from what a register_fn returned."
     if isinstance(out, tuple): return out[0], float(out[1]) if len(out) > 1 else wall_s
     if isinstance(out, np.ndarray): return out, wall_s
-    if hasattr(out, 'T'): return out.T, float(getattr(out, 'seconds', wall_s))
+    if hasattr(out, 'T'): return out.T, float(out.seconds['total']) if isinstance(getattr(out, 'seconds', None), dict) else wall_s
     return np.asarray(out), wall_s
 
 def evaluation_sample(preop, # o3d.geometry.TriangleMesh (mm), or (M, 3) preoperative surface points, mm
-                      n_points:int=40_000, # sample size (spec §1.4 `point_cloud_size`)
+                      n_points:int=40_000, # sample size (`point_cloud_size` of the official configs, see explanations/official_code#sec-data)
                       seed:int=0, # sampling seed
                      )->np.ndarray: # (n_points, 3) preop frame, mm (fewer if a smaller cloud was given)
     "The seeded preoperative evaluation sample: area-uniform on a mesh, or a random subset of a cloud."
@@ -247,7 +247,7 @@ def evaluate(register_fn:Callable, # points_pert (N, 3) mm → (T_est (4, 4) per
              eval_seed:int=0, # seed of the evaluation sample
              **kwargs, # passed to frames.random_perturbation (max_angle_deg, max_translation_mm)
             )->list[dict]: # one record per run: run, rte_mm, rre_deg, cd_mm, hd95_mm, success, flip, seconds, T_est, T_gt
-    "Run a registration method through the seeded perturbation protocol and score every run (spec §4). Raises `ValueError`."
+    "Run a registration method through the seeded perturbation protocol and score every run (see explanations/official_code#sec-protocol). Raises `ValueError`."
     pts = check_points(intraop_points_mm, 'intraop_points_mm')
     T_gt = np.eye(4) if T_gt is None else check_transform(T_gt, 'T_gt')
     sample = evaluation_sample(preop, n_eval_points, eval_seed)  # (M, 3) preop mm

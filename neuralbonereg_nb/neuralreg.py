@@ -9,43 +9,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 from .so3 import fps_rotations
+from .frames import quat_multiply_t, quat_standardize_t, quat_to_matrix_t
 
 # %% auto #0
-__all__ = ['INITS', 'quat_multiply_t', 'quat_standardize_t', 'quat_to_matrix_t', 'NeuralReg']
-
-# %% ../nbs/05_neuralreg.ipynb #2cda352c
-def quat_multiply_t(a:torch.Tensor, # (..., 4) quaternions (w, x, y, z)
-                    b:torch.Tensor, # (..., 4) quaternions, broadcast against a
-                   )->torch.Tensor: # (..., 4) Hamilton product a ⊗ b (b acts first)
-    "Hamilton product of w-first quaternions in torch: R(a ⊗ b) = R(a) R(b)."
-    aw, ax, ay, az = a.unbind(-1); bw, bx, by, bz = b.unbind(-1)
-    return torch.stack([aw*bw - ax*bx - ay*by - az*bz,
-                        aw*bx + ax*bw + ay*bz - az*by,
-                        aw*by - ax*bz + ay*bw + az*bx,
-                        aw*bz + ax*by - ay*bx + az*bw], -1)
-
-def quat_standardize_t(q:torch.Tensor, # (..., 4) quaternions (w, x, y, z)
-                       normalize:bool=True, # also scale to unit length
-                      )->torch.Tensor: # (..., 4) with w ≥ 0
-    "Flip the sign of quaternions so that w ≥ 0 (and normalize them), in torch."
-    if normalize: q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    return torch.where(q[..., :1] < 0, -q, q)
-
-def quat_to_matrix_t(q:torch.Tensor, # (..., 4) quaternions (w, x, y, z), not necessarily unit
-                    )->torch.Tensor: # (..., 3, 3) rotation matrices
-    "Rotation matrices from w-first quaternions with s = 2/|q|² (pytorch3d formula; spec §3.1), in torch."
-    w, x, y, z = q.unbind(-1)
-    s = 2.0 / (q * q).sum(-1)
-    R = torch.stack([1 - s*(y*y + z*z), s*(x*y - z*w),     s*(x*z + y*w),
-                     s*(x*y + z*w),     1 - s*(x*x + z*z), s*(y*z - x*w),
-                     s*(x*z - y*w),     s*(y*z + x*w),     1 - s*(x*x + y*y)], -1)
-    return R.reshape(q.shape[:-1] + (3, 3))
+__all__ = ['INITS', 'NeuralReg']
 
 # %% ../nbs/05_neuralreg.ipynb #fbadb0d0
 INITS = ('identity', 'official')
 
 class NeuralReg(nn.Module):
-    "H rigid-pose heads on a shared tanh MLP fed by a fixed latent seed (spec §3.1); outputs poses in the normalized frame."
+    "H rigid-pose heads on a shared tanh MLP fed by a fixed latent seed (see explanations/official_code#sec-heads); outputs poses in the normalized frame."
     def __init__(self,
                  n_heads:int, # H, number of pose hypotheses
                  depth:int=4, # shared backbone layers (official 4; 0 = no sharing)
@@ -86,7 +59,7 @@ class NeuralReg(nn.Module):
         else: self.register_buffer('q0', q0.clone())
 
     def forward(self)->tuple[torch.Tensor, torch.Tensor]: # q (H, 4) unit, w ≥ 0; t (H, 3) normalized units
-        "All H poses: quaternions q_h = std(r_h ⊗ q⁰_h) and translations t_h (spec §3.1)."
+        "All H poses: quaternions q_h = std(r_h ⊗ q⁰_h) and translations t_h (see explanations/official_code#sec-heads)."
         h = self.backbone(self.z)  # (W,)
         t = torch.tanh(self.t_head(h)).view(self.n_heads, 3)  # (H, 3) in (−1, 1)
         r = torch.tanh(self.q_head(h)).view(self.n_heads, 4)  # (H, 4)

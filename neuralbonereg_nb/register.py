@@ -4,29 +4,29 @@
 
 # %% ../nbs/07_register.ipynb #d080887c
 from __future__ import annotations
-import dataclasses, time
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import dataclass, field
 import numpy as np
 import torch
-import open3d as o3d
 import plotly.graph_objects as go
-from scipy.spatial import cKDTree
-from .frames import check_points, make_transform, apply_transform, compose, quat_to_matrix, matrix_to_quat, rotation_angle_deg
-from .data import check_extent_mm
-from .neuralreg import NeuralReg, INITS, quat_to_matrix_t
-from .loss import coarse_to_fine, head_scores, aggregate, SCORE_MODES
+from .frames import (check_cloud, apply_transform, quat_to_matrix, matrix_to_quat, rotation_angle_deg,
+                                     quat_to_matrix_t, pick_device)
+from .presets import PresetTable, check_positive, check_nonnegative, check_fraction, check_choice
+from .loss import coarse_to_fine, head_scores, SCORE_MODES, TRIM_KEEP
+from .polish import icp_point_to_point, plane_stage, score_mm, verdict, POOR_SCORE_MM
+from .fields import DistanceField
+from .neuralreg import NeuralReg, INITS
 from .so3 import plot_hypotheses, quat_to_rotvec
 from .viz import downsample
 
 # %% auto #0
-__all__ = ['REGISTRATION_PRESETS', 'MIN_POINTS', 'RegistrationConfig', 'registration_config', 'check_cloud', 'pose_to_transform',
-           'icp_point_to_point', 'surface_cloud', 'icp_point_to_plane', 'Timings', 'Registration', 'register',
-           'plot_search']
+__all__ = ['REGISTRATION_PRESETS', 'RegistrationConfig', 'registration_config', 'pose_to_transform', 'Registration', 'Search',
+           'search', 'Candidates', 'rescore', 'polish_modes', 'run_registration', 'register', 'plot_search']
 
 # %% ../nbs/07_register.ipynb #1c071698
 @dataclass(frozen=True)
 class RegistrationConfig:
-    "Every setting of one NeuralReg registration (spec §3); distances in normalized units unless the name says mm."
+    "Every setting of one NeuralReg registration (see explanations/official_code#sec-heads); distances in normalized units unless the name says mm."
     n_heads:int = 1000 # H pose hypotheses (official 2000 / 5000)
     depth:int = 4 # shared backbone layers (official 4)
     width:int = 128 # latent / hidden width (official 128)
@@ -37,10 +37,10 @@ class RegistrationConfig:
     top_k:int = 32 # heads re-scored on S (official 64)
     steps:int = 250 # Adam steps (official 1000)
     lr:float = 1e-3 # Adam learning rate (official 1e-3)
-    score_mode:str = 'trimmed' # aggregation (spec §3.4)
-    trim_keep:float = 0.8 # for 'trimmed' (official UltraBones100k 0.7)
+    score_mode:str = 'trimmed' # aggregation (see explanations/official_code#sec-scores)
+    trim_keep:float = TRIM_KEEP # for 'trimmed': 0.8 (official UltraBones100k 0.7)
     amp:bool = True # float16 autocast for the optimization, on CUDA only (official); never on CPU
-    n_candidates:int = 64 # heads re-scored on the whole cloud at the end, each at its best step (ours, spec §6.3)
+    n_candidates:int = 64 # heads re-scored on the whole cloud at the end, each at its best step (ours, see explanations/official_code#sec-tracking)
     rescore_points:int = 5000 # whole cloud, capped at this many points (seeded subset), float32
     n_polish:int = 3 # distinct modes refined by ICP; the best refined one wins
     icp_thresholds_mm:tuple = (6.0, 3.0, 1.5) # point-to-point ICP correspondence thresholds, mm, one stage each
@@ -50,51 +50,31 @@ class RegistrationConfig:
     plane_icp_iters:int = 100 # its iteration cap
     mode_sep_deg:float = 20.0 # candidates are distinct modes when their rotations differ by more than this
     mode_sep_mm:float = 20.0 # … or their centroids land farther apart than this, mm
-    poor_score_mm:float = 1.5 # a final score above this is flagged poor, mm
+    poor_score_mm:float = POOR_SCORE_MM # a final score above this is flagged poor, mm
     official_only:bool = False # skip the candidate re-scoring and the polish: return the official best-tracked pose
 
     def __post_init__(self):
-        if self.init not in INITS: raise ValueError(f"init must be one of {INITS}, got {self.init!r}.")
-        if self.score_mode not in SCORE_MODES: raise ValueError(f"score_mode must be one of {SCORE_MODES}, got {self.score_mode!r}.")
-        for k in ('n_heads', 'n_points', 'n_coarse', 'steps', 'n_candidates', 'rescore_points', 'icp_points', 'n_polish'):
-            if int(getattr(self, k)) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(self, k)}.")
-        if self.top_k < 0: raise ValueError(f"top_k must be ≥ 0, got {self.top_k}.")
-        if not 0 < self.trim_keep <= 1: raise ValueError(f"trim_keep must be in (0, 1], got {self.trim_keep}.")
-        if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr}.")
-        if self.plane_icp_mm < 0: raise ValueError(f"plane_icp_mm must be ≥ 0 (0 turns the point-to-plane stage off), got {self.plane_icp_mm}.")
+        check_choice(self, 'init', INITS); check_choice(self, 'score_mode', SCORE_MODES)
+        check_positive(self, 'n_heads', 'n_points', 'n_coarse', 'steps', 'n_candidates', 'rescore_points', 'icp_points', 'n_polish', 'lr')
+        check_nonnegative(self, 'top_k', 'plane_icp_mm')  # plane_icp_mm = 0 turns the point-to-plane stage off
+        check_fraction(self, 'trim_keep', closed=True)
 
-REGISTRATION_PRESETS = {
-    'paper':    RegistrationConfig(n_heads=2000, n_points=3000, n_coarse=512, top_k=64, steps=1000, trim_keep=0.7),
-    'fast_cpu': RegistrationConfig(),
-    'test':     RegistrationConfig(n_heads=200, n_points=300, n_coarse=32, top_k=8, steps=60, lr=3e-3, n_candidates=16,
-                                   rescore_points=1000, icp_points=1000, icp_iters=10),
-}
+REGISTRATION_PRESETS = PresetTable('registration', RegistrationConfig,
+    paper=RegistrationConfig(n_heads=2000, n_points=3000, n_coarse=512, top_k=64, steps=1000, trim_keep=0.7),
+    fast_cpu=RegistrationConfig(),
+    test=RegistrationConfig(n_heads=200, n_points=300, n_coarse=32, top_k=8, steps=60, lr=3e-3, n_candidates=16,
+                            rescore_points=1000, icp_points=1000, icp_iters=10))
 
 def registration_config(preset:str|RegistrationConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a config
                         **overrides, # fields to change
                        )->RegistrationConfig:
-    "A preset with optional overrides. Raises `ValueError` for an unknown preset or field."
-    if isinstance(preset, RegistrationConfig): cfg = preset
-    elif preset in REGISTRATION_PRESETS: cfg = REGISTRATION_PRESETS[preset]
-    else: raise ValueError(f"unknown registration preset {preset!r}; choose one of {', '.join(REGISTRATION_PRESETS)} or pass a RegistrationConfig.")
-    bad = set(overrides) - {f.name for f in dataclasses.fields(RegistrationConfig)}
-    if bad: raise ValueError(f"unknown RegistrationConfig fields {sorted(bad)}.")
-    return replace(cfg, **overrides)
+    "A preset with optional overrides (`presets.PresetTable`). Raises `ValueError` for an unknown preset or field."
+    return REGISTRATION_PRESETS(preset, **overrides)
 
 # %% ../nbs/07_register.ipynb #33075fcc
-MIN_POINTS = 50
-
-def check_cloud(points_mm, # (N, 3) intraoperative points, mm
-                name:str='intraoperative points', # for the message
-               )->np.ndarray: # (N, 3) float64
-    "Validate an intraoperative cloud for registration: shape, finite, ≥ 50 points, plausible mm extent. Raises `ValueError`."
-    pts = check_points(points_mm, name, min_points=MIN_POINTS)
-    check_extent_mm(pts, name)
-    return pts
-
 def pose_to_transform(q, # (4,) or (H, 4) quaternion(s) (w, x, y, z) of the head pose, normalized frame
                       t, # (3,) or (H, 3) translation(s), normalized units
-                      source_center_mm, # (3,) centroid subtracted from the intraop cloud (spec §3.5), mm
+                      source_center_mm, # (3,) centroid subtracted from the intraop cloud (see explanations/official_code#sec-centring), mm
                       normalization, # frames.Normalization of the preop model
                      )->np.ndarray: # (4, 4) or (H, 4, 4) rigid transform intraop mm → preop mm
     "The mm transform of a head pose that acts on centred, normalized source points: T = [R | s t + c_pre − R c_src]."
@@ -105,76 +85,17 @@ def pose_to_transform(q, # (4,) or (H, 4) quaternion(s) (w, x, y, z) of the head
     T = np.zeros(R.shape[:-2] + (4, 4)); T[..., :3, :3] = R; T[..., :3, 3] = tr; T[..., 3, 3] = 1
     return T
 
-# %% ../nbs/07_register.ipynb #f2266801
-def _kabsch(X:np.ndarray, Y:np.ndarray)->np.ndarray:
-    "The rigid transform (4, 4) minimizing Σ‖R x + t − y‖² (Kabsch / Umeyama without scale)."
-    mx, my = X.mean(0), Y.mean(0)
-    U, _, Vt = np.linalg.svd((X - mx).T @ (Y - my))
-    D = np.diag([1, 1, np.sign(np.linalg.det(Vt.T @ U.T))])
-    R = Vt.T @ D @ U.T
-    return make_transform(R, my - R @ mx)
-
-def icp_point_to_point(source_mm, # (N, 3) intraoperative points, mm
-                       target_tree:cKDTree, # KD-tree of the preoperative surface points, mm
-                       T0, # (4, 4) initial transform source → target, mm
-                       thresholds_mm=(6.0, 3.0, 1.5), # correspondence distance threshold per stage, mm
-                       iters:int=20, # iterations per stage
-                       tol_mm:float=1e-3, # a stage stops when no point moves more than this
-                      )->np.ndarray: # (4, 4) refined transform, mm
-    "Point-to-point ICP with shrinking correspondence thresholds (the polish of peers.md; spec §6.3)."
-    src, T = np.asarray(source_mm, np.float64), np.asarray(T0, np.float64).copy()
-    Y = target_tree.data
-    for thr in thresholds_mm:
-        for _ in range(int(iters)):
-            X = apply_transform(T, src)  # (N, 3) current pose
-            d, i = target_tree.query(X, distance_upper_bound=thr, workers=-1)
-            m = np.isfinite(d)
-            if m.sum() < 10: break  # too few correspondences at this threshold: keep the pose
-            dT = _kabsch(X[m], Y[i[m]])
-            T = dT @ T
-            if np.abs(apply_transform(dT, X[m]) - X[m]).max() < tol_mm: break
-    return T
-def surface_cloud(preop, # a PreopModel / ExactDistanceField (has surface_points_mm, preop frame, mm)
-                  knn:int=20, # neighbours for the normal estimate
-                 )->o3d.geometry.PointCloud: # the surface samples with unoriented normals, mm
-    "The preoperative surface samples as an Open3D cloud with normals (estimated once per object, then kept on it)."
-    pc = getattr(preop, '_surface_cloud', None)
-    if pc is None:
-        pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(preop.surface_points_mm, np.float64)))
-        pc.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(int(knn)))
-        try: preop._surface_cloud = pc
-        except AttributeError: pass  # an object that takes no attributes: estimate again next time
-    return pc
-
-def icp_point_to_plane(source_mm, # (N, 3) intraoperative points, mm
-                       target:o3d.geometry.PointCloud, # preoperative surface with normals (`surface_cloud`), mm
-                       T0, # (4, 4) initial transform source → target, mm
-                       threshold_mm:float=1.5, # correspondence distance threshold, mm
-                       iters:int=100, # iteration cap
-                      )->np.ndarray: # (4, 4) refined transform, mm
-    "Point-to-plane ICP (Open3D `registration_icp`, `TransformationEstimationPointToPlane`) from a pose already in the basin (spec §6.3)."
-    reg = o3d.pipelines.registration
-    src = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(source_mm, np.float64)))
-    res = reg.registration_icp(src, target, float(threshold_mm), np.asarray(T0, np.float64),
-                               reg.TransformationEstimationPointToPlane(), reg.ICPConvergenceCriteria(1e-7, 1e-7, int(iters)))
-    return np.asarray(res.transformation).copy() if res.fitness > 0 else np.asarray(T0, np.float64).copy()
-
-
 # %% ../nbs/07_register.ipynb #d5c20ced
-class Timings(dict):
-    "Seconds per stage of a registration; `float(timings)` is the total (so metrics.evaluate can read it)."
-    def __float__(self): return float(self['total'])
-
 @dataclass
 class Registration:
-    "The result of `register`: the pose, its score, the competing modes and how long it took."
+    "The result of a registration: the pose, its own score and verdict, the competing modes and how long it took."
     T:np.ndarray # (4, 4) intraop mm → preop mm
-    score_mm:float # aggregated distance of the registered cloud to the surface (config's score mode), mm
+    score_mm:float # aggregated distance of the registered cloud to the surface (the method's score), mm
     poor:bool # the score is above config.poor_score_mm: do not trust T
-    message:str # a one-line verdict
+    message:str # a one-line verdict (`polish.verdict`)
     runner_ups:list # distinct other modes, best first: dicts with T, score_mm, rotation_deg and offset_mm from the winner
-    seconds:Timings # setup, optimize, rescore, polish, total
-    config:RegistrationConfig # what ran
+    seconds:dict # seconds per stage (setup, optimize, rescore, polish, …) and 'total'
+    config:object # the configuration that ran (a RegistrationConfig for NeuralReg)
     T_unpolished:np.ndarray|None = None # (4, 4) the best re-scored candidate before the ICP polish
     history:dict = field(default_factory=dict) # per step: loss_mm, best_mm (best head of the step), best_so_far_mm
     snapshots:list = field(default_factory=list) # dicts step, q (H, 4), t (H, 3), scores_mm (H,), when asked for
@@ -184,10 +105,51 @@ class Registration:
         return (f"Registration(score {self.score_mm:.3f} mm{' POOR' if self.poor else ''}; runner-ups: {ru}; "
                 f"{self.seconds['total']:.1f} s)")
 
-# %% ../nbs/07_register.ipynb #c6776fd5
-def _device(device)->torch.device:
-    return torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+# %% ../nbs/07_register.ipynb #a3b9aa56
+@dataclass
+class Search:
+    "What the optimization loop leaves (`search`)."
+    best_mm:float # the official best-tracked score (one head of one step), mm
+    best_q:torch.Tensor # (4,) its quaternion (w, x, y, z), normalized frame, CPU
+    best_t:torch.Tensor # (3,) its translation, normalized units, CPU
+    head_mm:torch.Tensor # (H,) each head's best step score, mm
+    head_q:torch.Tensor # (H, 4) each head's quaternion at that step
+    head_t:torch.Tensor # (H, 3) each head's translation at that step, normalized units
+    history:dict # per step: loss_mm, best_mm (best head of the step), best_so_far_mm
+    snapshots:list # dicts step, q (H, 4), t (H, 3), scores_mm (H,) at the asked steps
 
+def search(field:DistanceField, # the preoperative field, on P's device
+           P:torch.Tensor, # (N, 3) the centred intraoperative cloud, normalized units (see explanations/official_code#sec-centring)
+           cfg:RegistrationConfig, # n_heads … lr, score_mode, trim_keep, amp
+           seed:int=0, # seeds the latent, the weights and the point subsets
+           snapshot_steps=(), # steps at which to record all head poses and scores
+          )->Search:
+    "The optimization loop of NeuralReg (see explanations/official_code#sec-loss): H heads, coarse-to-fine scores, one Adam step per step, both kinds of best."
+    dev, N, H, scale = P.device, len(P), cfg.n_heads, float(field.normalization.scale_mm)
+    g = torch.Generator().manual_seed(int(seed))
+    net = NeuralReg(H, cfg.depth, cfg.width, cfg.init, learn_q0=cfg.learn_q0, seed=seed).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    amp = bool(cfg.amp and dev.type == 'cuda')
+    head_s = torch.full((H,), float('inf'), device=dev)  # (H,) each head's best step score, mm
+    head_q, head_t = torch.zeros(H, 4, device=dev), torch.zeros(H, 3, device=dev)  # its pose at that step
+    hist, best, snaps, snap_at = dict(loss_mm=[], best_mm=[], best_so_far_mm=[]), (float('inf'), None, None), [], set(map(int, snapshot_steps))
+    for step in range(cfg.steps):
+        S = P[torch.randperm(N, generator=g)[:cfg.n_points].to(dev)]  # (M, 3) fresh subset; its first n_coarse are C
+        with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
+            q, t = net()  # (H, 4), (H, 3)
+            out = coarse_to_fine(field.field_norm, quat_to_matrix_t(q), t, S, cfg.n_coarse, cfg.top_k, scale, cfg.score_mode, cfg.trim_keep)
+        sc, qd, td = out.scores.float(), q.detach().float(), t.detach().float()  # (H,) mm, before the update
+        better = sc < head_s  # per-head best tracking (ours): b_h = min_k s_h
+        head_s = torch.where(better, sc, head_s); head_q[better] = qd[better]; head_t[better] = td[better]
+        i = int(torch.argmin(sc))
+        if sc[i] < best[0]: best = (float(sc[i]), qd[i].cpu(), td[i].cpu())  # official best tracking (see explanations/official_code#sec-tracking)
+        if step in snap_at:
+            snaps.append(dict(step=step, q=qd.cpu().double().numpy(), t=td.cpu().double().numpy(), scores_mm=sc.cpu().double().numpy()))
+        hist['loss_mm'].append(float(out.loss.detach())); hist['best_mm'].append(float(sc[i])); hist['best_so_far_mm'].append(best[0])
+        opt.zero_grad(set_to_none=True); out.loss.float().backward(); opt.step()
+    return Search(best[0], best[1], best[2], head_s, head_q, head_t, hist, snaps)
+
+# %% ../nbs/07_register.ipynb #8caa414b
 def _distinct_modes(Ts:np.ndarray, order, center_mm:np.ndarray, sep_deg:float, sep_mm:float)->list[int]:
     "Greedy non-maximum suppression: indices (in `order`) of transforms that differ from every kept one by > sep_deg or > sep_mm."
     kept = []
@@ -200,12 +162,89 @@ def _distinct_modes(Ts:np.ndarray, order, center_mm:np.ndarray, sep_deg:float, s
         if far: kept.append(int(i))
     return kept
 
-def _trimmed_mm(preop, X_mm:np.ndarray, cfg:RegistrationConfig)->float:
-    "The configured aggregation of the field's distances (mm) at registered points, float32 field."
-    d = torch.as_tensor(preop.udf(X_mm), dtype=torch.float64)[None]  # (1, M) mm
-    return float(aggregate(d, cfg.score_mode, cfg.trim_keep)[0])
+@dataclass
+class Candidates:
+    "The re-scored candidates (`rescore`)."
+    T:np.ndarray # (C, 4, 4) intraop mm → preop mm
+    scores_mm:np.ndarray # (C,) each one's score on the re-scoring subset, mm
+    modes:list # indices of the distinct modes, best first
+    subset:np.ndarray # (M,) the cloud indices they were scored on
 
-def register(preop, # a udf.PreopModel (NeuralUDF) or udf.ExactDistanceField: the preoperative bone
+def rescore(field:DistanceField, # the preoperative field
+            P:torch.Tensor, # (N, 3) the centred intraoperative cloud, normalized units
+            s:Search, # from `search`
+            c_src:np.ndarray, # (3,) the centroid subtracted from the cloud, mm
+            cfg:RegistrationConfig, # n_candidates, rescore_points, score_mode, trim_keep, mode_sep_deg, mode_sep_mm
+            rng:np.random.Generator, # draws the re-scoring subset
+           )->Candidates:
+    "Score the heads with the best step scores again on the whole cloud (capped), float32, and find the distinct modes (ours, see explanations/official_code#sec-tracking)."
+    keep = torch.argsort(s.head_mm)[:cfg.n_candidates]  # the heads with the best step scores
+    cq, ct = s.head_q[keep], s.head_t[keep]  # (C, 4), (C, 3)
+    sub = torch.as_tensor(rng.permutation(len(P))[:cfg.rescore_points], device=P.device)
+    with torch.no_grad():
+        rs = torch.cat([head_scores(field.field_norm, quat_to_matrix_t(cq[i:i + 16]), ct[i:i + 16], P[sub], cfg.score_mode, cfg.trim_keep)
+                        for i in range(0, len(cq), 16)]).double().cpu().numpy() * field.normalization.scale_mm  # (C,) mm
+    Ts = pose_to_transform(cq.double().cpu().numpy(), ct.double().cpu().numpy(), c_src, field.normalization)  # (C, 4, 4)
+    return Candidates(Ts, rs, _distinct_modes(Ts, np.argsort(rs), c_src, cfg.mode_sep_deg, cfg.mode_sep_mm), sub.cpu().numpy())
+
+# %% ../nbs/07_register.ipynb #4b632c59
+def polish_modes(field:DistanceField, # the preoperative field (surface samples for ICP, udf for scores)
+                 pts:np.ndarray, # (N, 3) the intraoperative cloud, intraop frame, mm
+                 cand:Candidates, # from `rescore`
+                 c_src:np.ndarray, # (3,) the cloud's centroid, mm (where modes are compared)
+                 cfg:RegistrationConfig, # n_polish, icp_*, plane_icp_*, score_mode, trim_keep, mode_sep_*
+                 rng:np.random.Generator, # draws the ICP subset
+                )->tuple[np.ndarray, float, np.ndarray, list]: # T (4, 4), its score mm, T before the polish, runner-ups
+    "ICP on the best distinct modes, the lowest polished score wins, point-to-plane on the winner (ours, see explanations/official_code#sec-tracking)."
+    tree, _ = field.surface_tree()
+    src = pts[rng.permutation(len(pts))[:cfg.icp_points]]
+    X_eval = pts[cand.subset]
+    score_fn = lambda T: score_mm(field, apply_transform(T, X_eval), cfg.score_mode, cfg.trim_keep)
+    polished = []
+    for k, i in enumerate(cand.modes):
+        if k < cfg.n_polish:
+            T = icp_point_to_point(src, tree, cand.T[i], cfg.icp_thresholds_mm, cfg.icp_iters)
+            polished.append((T, score_fn(T), cand.T[i]))
+        else: polished.append((cand.T[i], float(cand.scores_mm[i]), cand.T[i]))
+    order = sorted(range(len(polished)), key=lambda k: polished[k][1])
+    T_win, s_win, T_raw = polished[order[0]]
+    if cfg.plane_icp_mm > 0: T_win, s_win = plane_stage(field, src, T_win, s_win, score_fn, cfg.plane_icp_mm, cfg.plane_icp_iters)
+    runner = []
+    for k in order[1:]:
+        T, sc, _ = polished[k]
+        dr = float(rotation_angle_deg(T[:3, :3], T_win[:3, :3]))
+        dt = float(np.linalg.norm(apply_transform(T, c_src[None]) - apply_transform(T_win, c_src[None])))
+        if dr > cfg.mode_sep_deg or dt > cfg.mode_sep_mm:  # still a distinct mode after the polish
+            runner.append(dict(T=T, score_mm=sc, rotation_deg=dr, offset_mm=dt, polished=k < cfg.n_polish))
+    return T_win, s_win, T_raw, runner
+
+# %% ../nbs/07_register.ipynb #ac476cec
+def run_registration(field:DistanceField, # the preoperative field
+                     pts:np.ndarray, # (N, 3) intraoperative cloud, intraop frame, mm, already checked (`frames.check_cloud`)
+                     cfg:RegistrationConfig, # the settings
+                     seed:int=0, # seeds the latent, the weights and the point subsets
+                     device:str|None=None, # 'cuda' / 'cpu'; None → CUDA when present
+                     snapshot_steps=(), # steps at which to record all head poses and scores
+                    )->Registration:
+    "NeuralReg on a checked cloud: centre, `search`, `rescore`, `polish_modes`, verdict (see explanations/official_code#sec-heads; ours, see explanations/official_code#sec-tracking)."
+    t_start = time.perf_counter(); sec = {}
+    dev = pick_device(device); field.to(dev); rng = np.random.default_rng(int(seed))
+    c_src = pts.mean(0)  # source centring (see explanations/official_code#sec-centring)
+    P = torch.tensor((pts - c_src) / field.normalization.scale_mm, dtype=torch.float32, device=dev)  # (N, 3) centred, normalized
+    sec['setup'] = time.perf_counter() - t_start; t0 = time.perf_counter()
+    s = search(field, P, cfg, seed, snapshot_steps); sec['optimize'] = time.perf_counter() - t0
+    if cfg.official_only:
+        T = pose_to_transform(s.best_q.double().numpy(), s.best_t.double().numpy(), c_src, field.normalization)
+        score, runner, T_raw = score_mm(field, apply_transform(T, pts[rng.permutation(len(pts))[:cfg.rescore_points]]), cfg.score_mode, cfg.trim_keep), [], None
+        sec['rescore'] = sec['polish'] = 0.0
+    else:
+        t0 = time.perf_counter(); cand = rescore(field, P, s, c_src, cfg, rng); sec['rescore'] = time.perf_counter() - t0
+        t0 = time.perf_counter(); T, score, T_raw, runner = polish_modes(field, pts, cand, c_src, cfg, rng); sec['polish'] = time.perf_counter() - t0
+    sec['total'] = time.perf_counter() - t_start
+    poor, msg = verdict(score, cfg.poor_score_mm, cfg.score_mode, runner)
+    return Registration(T, float(score), poor, msg, runner, sec, cfg, T_raw, s.history, s.snapshots)
+
+def register(field:DistanceField, # the preoperative bone: a PreopModel (NeuralUDF), ExactDistanceField or GridDistanceField
              points_mm, # (N, 3) intraoperative cloud, intraop frame, mm (N ≥ 50)
              config:str|RegistrationConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a RegistrationConfig
              seed:int=0, # seeds the latent, the weights and the point subsets
@@ -213,112 +252,12 @@ def register(preop, # a udf.PreopModel (NeuralUDF) or udf.ExactDistanceField: th
              snapshot_steps=(), # steps at which to record all head poses and scores (for figures)
              **overrides, # RegistrationConfig fields to change
             )->Registration:
-    "Register an intraoperative cloud to the preoperative bone with NeuralReg (spec §3), then re-score the best candidates and polish the winner with ICP (ours, spec §6.3). Raises `ValueError` for bad input."
+    "Register an intraoperative cloud to the preoperative bone with NeuralReg (see explanations/official_code#sec-heads), re-scored and polished (ours, see explanations/official_code#sec-tracking). Raises `ValueError` for bad input."
     cfg = registration_config(config, **overrides)
     pts = check_cloud(points_mm)
-    if not all(hasattr(preop, a) for a in ('field_norm', 'normalization', 'udf', 'surface_points_mm')):
-        raise ValueError(f"preop must be a PreopModel or ExactDistanceField (from udf.fit_preop / udf.ExactDistanceField), got {type(preop).__name__}.")
-    dev = _device(device)
-    t_start = time.perf_counter(); sec = Timings()
-    norm = preop.normalization; scale = float(norm.scale_mm)
-    if hasattr(preop, 'to'): preop.to(dev)
-    g = torch.Generator().manual_seed(int(seed))
-    rng = np.random.default_rng(int(seed))
-    # source centring (spec §3.5): the cloud's centroid goes to the origin, then the preop scale
-    c_src = pts.mean(0)
-    P = torch.tensor((pts - c_src) / scale, dtype=torch.float32, device=dev)  # (N, 3) normalized, centred
-    N = len(P)
-    net = NeuralReg(cfg.n_heads, cfg.depth, cfg.width, cfg.init, learn_q0=cfg.learn_q0, seed=seed).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    amp = bool(cfg.amp and dev.type == 'cuda')
-    udf_fn = preop.field_norm
-    sec['setup'] = time.perf_counter() - t_start
-    # the optimization loop (spec §3.3), keeping the best few heads of every step (ours) besides the official best
-    t0 = time.perf_counter()
-    H = cfg.n_heads
-    head_s = torch.full((H,), float('inf'), device=dev)  # (H,) each head's best step score, mm
-    head_q, head_t = torch.zeros(H, 4, device=dev), torch.zeros(H, 3, device=dev)  # its pose at that step
-    hist = dict(loss_mm=[], best_mm=[], best_so_far_mm=[])
-    best = (float('inf'), None, None)
-    snaps, snap_at = [], set(int(s) for s in snapshot_steps)
-    for step in range(cfg.steps):
-        S = P[torch.randperm(N, generator=g)[:cfg.n_points].to(dev)]  # (M, 3) fresh subset
-        with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
-            q, t = net()  # (H, 4), (H, 3)
-            R = quat_to_matrix_t(q)  # (H, 3, 3)
-            out = coarse_to_fine(udf_fn, R, t, S, cfg.n_coarse, cfg.top_k, scale, cfg.score_mode, cfg.trim_keep)
-        sc = out.scores.float()  # (H,) mm, before the update
-        qd, td = q.detach().float(), t.detach().float()
-        better = sc < head_s  # (H,) per-head best tracking (ours): the candidates of the final re-scoring
-        head_s = torch.where(better, sc, head_s); head_q[better] = qd[better]; head_t[better] = td[better]
-        i = int(torch.argmin(sc))
-        if sc[i] < best[0]: best = (float(sc[i]), qd[i].cpu(), td[i].cpu())  # official best tracking (spec §3.3 step 5)
-        if step in snap_at:
-            snaps.append(dict(step=step, q=qd.cpu().double().numpy(), t=td.cpu().double().numpy(), scores_mm=sc.cpu().double().numpy()))
-        hist['loss_mm'].append(float(out.loss.detach())); hist['best_mm'].append(float(sc[i])); hist['best_so_far_mm'].append(best[0])
-        opt.zero_grad(set_to_none=True)
-        out.loss.float().backward()
-        opt.step()
-    sec['optimize'] = time.perf_counter() - t0
-    T_best = pose_to_transform(best[1].double().numpy(), best[2].double().numpy(), c_src, norm)
-    if cfg.official_only:
-        X = apply_transform(T_best, pts[rng.permutation(N)[:cfg.rescore_points]])
-        s = _trimmed_mm(preop, X, cfg)
-        sec['rescore'] = sec['polish'] = 0.0; sec['total'] = time.perf_counter() - t_start
-        return _result(T_best, s, [], sec, cfg, None, hist, snaps)
-    # re-score the candidates on the whole cloud (capped), float32 (ours, spec §6.3)
-    t0 = time.perf_counter()
-    keep = torch.argsort(head_s)[:cfg.n_candidates]  # the heads with the best step scores
-    cq, ct = head_q[keep], head_t[keep]  # (C, 4), (C, 3)
-    sub = torch.as_tensor(rng.permutation(N)[:cfg.rescore_points], device=dev)
-    with torch.no_grad():
-        rs = torch.cat([head_scores(udf_fn, quat_to_matrix_t(cq[i:i + 16]), ct[i:i + 16], P[sub], cfg.score_mode, cfg.trim_keep)
-                        for i in range(0, len(cq), 16)]).double().cpu().numpy() * scale  # (C,) mm
-    Ts = pose_to_transform(cq.double().cpu().numpy(), ct.double().cpu().numpy(), c_src, norm)  # (C, 4, 4)
-    modes = _distinct_modes(Ts, np.argsort(rs), c_src, cfg.mode_sep_deg, cfg.mode_sep_mm)
-    sec['rescore'] = time.perf_counter() - t0
-    # polish the best distinct modes with point-to-point ICP in mm; the best polished score wins (ours, spec §6.3)
-    t0 = time.perf_counter()
-    tree = cKDTree(np.asarray(preop.surface_points_mm, np.float64))
-    src = pts[rng.permutation(N)[:cfg.icp_points]]
-    X_eval = pts[sub.cpu().numpy()]
-    polished = []
-    for k, i in enumerate(modes):
-        if k < cfg.n_polish:
-            T = icp_point_to_point(src, tree, Ts[i], cfg.icp_thresholds_mm, cfg.icp_iters)
-            s = _trimmed_mm(preop, apply_transform(T, X_eval), cfg)
-            polished.append((T, s, Ts[i]))
-        else:
-            polished.append((Ts[i], float(rs[i]), Ts[i]))
-    order = sorted(range(len(polished)), key=lambda k: polished[k][1])
-    T_win, s_win, T_raw = polished[order[0]]
-    if cfg.plane_icp_mm > 0:  # stage 2 on the winner: point-to-plane converges where point-to-point creeps
-        T = icp_point_to_plane(src, surface_cloud(preop), T_win, cfg.plane_icp_mm, cfg.plane_icp_iters)
-        s = _trimmed_mm(preop, apply_transform(T, X_eval), cfg)
-        if s <= s_win + 0.05 * abs(s_win): T_win, s_win = T, s  # keep stage 1 if stage 2 made the fit clearly worse
-    runner = []
-    for k in order[1:]:
-        T, s, _ = polished[k]
-        dr = float(rotation_angle_deg(T[:3, :3], T_win[:3, :3]))
-        dt = float(np.linalg.norm(apply_transform(T, c_src[None]) - apply_transform(T_win, c_src[None])))
-        if dr > cfg.mode_sep_deg or dt > cfg.mode_sep_mm:  # still a distinct mode after the polish
-            runner.append(dict(T=T, score_mm=s, rotation_deg=dr, offset_mm=dt, polished=k < cfg.n_polish))
-    sec['polish'] = time.perf_counter() - t0
-    sec['total'] = time.perf_counter() - t_start
-    return _result(T_win, s_win, runner, sec, cfg, T_raw, hist, snaps)
-
-def _result(T, score, runner, sec, cfg, T_raw, hist, snaps)->Registration:
-    poor = bool(score > cfg.poor_score_mm)
-    if poor:
-        msg = (f"POOR: the best pose leaves the cloud {score:.2f} mm from the surface ({cfg.score_mode} score > "
-               f"{cfg.poor_score_mm} mm); do not trust it — check that the cloud shows this bone, in mm, and denoise it.")
-    else:
-        msg = f"ok: {cfg.score_mode} distance {score:.2f} mm"
-        if runner:
-            r = runner[0]
-            msg += (f"; next distinct mode {r['score_mm']:.2f} mm, {r['rotation_deg']:.0f}° / {r['offset_mm']:.0f} mm away"
-                    + (" (close call: verify)" if r['score_mm'] < 1.2 * score else ""))
-    return Registration(T, float(score), poor, msg, runner, sec, cfg, T_raw, hist, snaps)
+    if not isinstance(field, DistanceField):
+        raise ValueError(f"the preoperative bone must be a DistanceField (udf.fit_preop, fields.ExactDistanceField), got {type(field).__name__}.")
+    return run_registration(field, pts, cfg, seed, device, snapshot_steps)
 
 # %% ../nbs/07_register.ipynb #199321ba
 def plot_search(snapshots:list, # from `register(..., snapshot_steps=...)`: dicts step, q (H, 4), scores_mm (H,)

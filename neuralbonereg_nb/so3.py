@@ -4,13 +4,12 @@
 
 # %% ../nbs/04_so3.ipynb #5ef01cf8
 from __future__ import annotations
-import os, tempfile
 from pathlib import Path
 import numpy as np
 import torch
 import plotly.graph_objects as go
-from .frames import quat_standardize, random_quaternions
-from .data import cache_dir
+from .frames import quat_standardize, random_quaternions, pick_device
+from .files import cache_dir, write_atomic
 from .viz import downsample
 
 # %% auto #0
@@ -49,17 +48,17 @@ def quat_to_rotvec(q, # (..., 4) quaternions (w, x, y, z), any norm and sign
     return v * factor[..., None]
 
 # %% ../nbs/04_so3.ipynb #10632134
-FPS_SEED = 2025 # the official pool seed (spec §3.2)
+FPS_SEED = 2025 # the official pool seed (see explanations/official_code#sec-so3)
 
 def fps_pool_size(n:int, # number of rotations H to select
                  )->int: # the official pool size M
-    "The official FPS pool size M = max(20,000, 1,000·min(H, 20,000)) (spec §3.2)."
+    "The official FPS pool size M = max(20,000, 1,000·min(H, 20,000)) (see explanations/official_code#sec-so3)."
     return max(20_000, 1_000 * min(int(n), 20_000))
 
 def quaternion_pool(m:int, # pool size M
                     seed:int=FPS_SEED, # seed of torch's CPU generator
                    )->torch.Tensor: # (M, 4) float32 unit quaternions (w, x, y, z), any sign, CPU
-    "The FPS candidate pool: M normalized Gaussian 4-vectors from a seeded CPU torch generator (spec §3.2). Raises `ValueError`."
+    "The FPS candidate pool: M normalized Gaussian 4-vectors from a seeded CPU torch generator (see explanations/official_code#sec-so3). Raises `ValueError`."
     if int(m) < 1: raise ValueError(f"pool size must be ≥ 1, got {m}.")
     g = torch.Generator(device='cpu').manual_seed(int(seed))
     q = torch.randn(int(m), 4, generator=g)  # (M, 4)
@@ -96,7 +95,7 @@ def farthest_point_indices(pool, # (M, 4) unit quaternions (w, x, y, z), any sig
                            start:int=0, # index of the first pick (official: 0)
                            device:str|torch.device|None=None, # 'cpu' (NumPy) or a torch device such as 'cuda'; None → the pool's device
                           )->np.ndarray: # (H,) int64 indices into the pool, in selection order
-    "Farthest point sampling on SO(3) with the antipodal-invariant dissimilarity 1 − |⟨q, q_sel⟩| (spec §3.2). Raises `ValueError`."
+    "Farthest point sampling on SO(3) with the antipodal-invariant dissimilarity 1 − |⟨q, q_sel⟩| (see explanations/official_code#sec-so3). Raises `ValueError`."
     if device is None: device = pool.device if isinstance(pool, torch.Tensor) else 'cpu'
     device = torch.device(device)
     shape = tuple(pool.shape)
@@ -125,22 +124,13 @@ def _load_valid(path:Path, n:int)->np.ndarray|None:
     if not np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-6) or (q[:, 0] < 0).any(): return None
     return q.astype(np.float64)
 
-def _save_atomic(path:Path, arr:np.ndarray):
-    "Write an .npy file via a temporary file in the same folder and `os.replace` (atomic on POSIX and Windows)."
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: np.save(f, arr)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-
 def fps_rotations(n:int, # number of rotations H
                   pool_size:int|None=None, # pool size M; None → official max(20,000, 1,000·min(H, 20,000))
                   seed:int=FPS_SEED, # pool seed (official 2025)
                   device:str|torch.device|None=None, # torch device for the FPS loop; None → CUDA when available
                   cache:bool=True, # read / write the on-disk cache
                  )->np.ndarray: # (H, 4) float64 unit quaternions (w, x, y, z), w ≥ 0, in selection order
-    "H rotations spread evenly over SO(3) by farthest point sampling of a seeded quaternion pool, cached on disk (spec §3.2). Raises `ValueError`."
+    "H rotations spread evenly over SO(3) by farthest point sampling of a seeded quaternion pool, cached on disk (see explanations/official_code#sec-so3). Raises `ValueError`."
     n = int(n)
     if n < 1: raise ValueError(f"need at least one rotation, got n={n}.")
     M = fps_pool_size(n) if pool_size is None else int(pool_size)
@@ -149,10 +139,10 @@ def fps_rotations(n:int, # number of rotations H
     if cache and path.exists():
         q = _load_valid(path, n)
         if q is not None: return q
-    if device is None: device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    device = pick_device(device)
     pool = quaternion_pool(M, seed).numpy()  # (M, 4)
     q = quat_standardize(pool[farthest_point_indices(pool, n, device=device)].astype(np.float64))
-    if cache: _save_atomic(path, q)
+    if cache: write_atomic(path, lambda tmp: np.save(tmp, q))
     return q
 
 # %% ../nbs/04_so3.ipynb #1de0acb6

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_udf.ipynb #151918e8
 from __future__ import annotations
-import dataclasses, hashlib, json, math, os, re, time
+import dataclasses, json, math, time
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np
@@ -13,25 +13,26 @@ import torch.nn as nn
 import open3d as o3d
 import plotly.graph_objects as go
 from scipy.spatial import cKDTree
-from .frames import Normalization, check_points
-from .data import (check_mesh, check_extent_mm, read_mesh, read_points, sample_surface, surface_distance,
-                                   extract_outer_surface, mesh_hash, cache_dir, MESH_SUFFIXES)
+from .frames import Normalization, check_points, pick_device
+from .files import cache_dir, content_hash, write_atomic
+from .presets import PresetTable, check_positive
+from .data import check_mesh, sample_surface, preop_surface
+from .fields import DistanceField
 from .viz import plot_mesh, PREOP_COLOR
 
 # %% auto #0
 __all__ = ['UDF_PRESETS', 'CHECKPOINT_FORMAT', 'UDFConfig', 'udf_config', 'UDFNet', 'fold_weight_norm', 'make_training_data',
-           'NearestSurface', 'projection_loss', 'far_grid_loss', 'lr_factor', 'train_udf', 'PreopModel', 'read_preop',
-           'preop_surface', 'fit_preop', 'ExactDistanceField', 'udf_accuracy', 'accuracy_line', 'plot_udf_isosurface',
-           'plot_udf_slice', 'plot_error_histogram']
+           'NearestSurface', 'projection_loss', 'far_grid_loss', 'lr_factor', 'train_udf', 'PreopModel', 'fit_preop',
+           'udf_accuracy', 'accuracy_line', 'plot_udf_isosurface', 'plot_udf_slice', 'plot_error_histogram']
 
 # %% ../nbs/03_udf.ipynb #e1e7daef
 @dataclass(frozen=True)
 class UDFConfig:
-    "Every setting of the NeuralUDF fit (spec §2); units: normalized frame unless the name says mm."
+    "Every setting of the NeuralUDF fit (see explanations/official_code#sec-udf); units: normalized frame unless the name says mm."
     width:int = 128 # hidden width (official 128)
     n_layers:int = 3 # hidden layers (official 3)
-    outer_surface:bool = True # fit the outer surface of a mesh only (spec §1.3)
-    n_surface:int = 40_000 # surface samples P (spec §1.4)
+    outer_surface:bool = True # fit the outer surface of a mesh only (see explanations/official_code#sec-outer-surface)
+    n_surface:int = 40_000 # surface samples P (see explanations/official_code#sec-data)
     queries_per_point:int = 20 # near-surface queries per sample
     knn_sigma:int = 50 # σ_p = distance to the k-th nearest neighbour in P
     n_space:int = 30_000 # space queries from the two lattices
@@ -41,7 +42,7 @@ class UDFConfig:
     band_weight:float = 0.0 # ours, off in `paper`: weight of an L1 loss to the exact distance at band queries
     band_sigma_factor:float = 8.0 # band queries q = p + N(0, (factor·σ_p)²)
     band_per_point:int = 4 # band queries per surface sample
-    official_far_loss:bool = False # reproduce the official squared-target, broadcast MSE (spec §6.7), for comparison
+    official_far_loss:bool = False # reproduce the official squared-target, broadcast MSE (see explanations/official_code#sec-udf-loss), for comparison
     iterations:int = 30_000 # optimizer steps
     batch:int = 5_000 # queries per step
     lr:float = 1e-3 # Adam learning rate
@@ -49,34 +50,27 @@ class UDFConfig:
     seed:int = 42 # the official set_seed(42)
 
     def __post_init__(self):
-        for k in ('width', 'n_layers', 'n_surface', 'queries_per_point', 'knn_sigma', 'iterations', 'batch'):
-            if getattr(self, k) < 1: raise ValueError(f"UDFConfig.{k} must be ≥ 1, got {getattr(self, k)}.")
+        check_positive(self, 'width', 'n_layers', 'n_surface', 'queries_per_point', 'knn_sigma', 'iterations', 'batch')
         if self.knn_sigma >= self.n_surface: raise ValueError(f"knn_sigma ({self.knn_sigma}) must be < n_surface ({self.n_surface}).")
 
     def key(self)->str:
         "A short hash of the settings, for cache keys and checkpoint checks."
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        return content_hash(json.dumps(asdict(self), sort_keys=True))[:16]
 
-UDF_PRESETS = {
-    'paper':    UDFConfig(),
-    'fast_cpu': UDFConfig(iterations=1_500, warmup=150, band_weight=1.0),
-    'test':     UDFConfig(n_surface=3_000, queries_per_point=5, knn_sigma=20, n_space=3_000, iterations=60, batch=1_000, warmup=10),
-}
+UDF_PRESETS = PresetTable('the NeuralUDF fit', UDFConfig,
+    paper=UDFConfig(),
+    fast_cpu=UDFConfig(iterations=1_500, warmup=150, band_weight=1.0),
+    test=UDFConfig(n_surface=3_000, queries_per_point=5, knn_sigma=20, n_space=3_000, iterations=60, batch=1_000, warmup=10))
 
 def udf_config(preset:str|UDFConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a config
                **overrides, # fields to change
               )->UDFConfig:
-    "A preset with optional overrides. Raises `ValueError` for an unknown preset or field."
-    if isinstance(preset, UDFConfig): cfg = preset
-    elif preset in UDF_PRESETS: cfg = UDF_PRESETS[preset]
-    else: raise ValueError(f"unknown UDF preset {preset!r}; choose one of {', '.join(UDF_PRESETS)} or pass a UDFConfig.")
-    bad = set(overrides) - {f.name for f in dataclasses.fields(UDFConfig)}
-    if bad: raise ValueError(f"unknown UDFConfig fields {sorted(bad)}.")
-    return replace(cfg, **overrides)
+    "A preset with optional overrides (`presets.PresetTable`). Raises `ValueError` for an unknown preset or field."
+    return UDF_PRESETS(preset, **overrides)
 
 # %% ../nbs/03_udf.ipynb #fc914487
 class UDFNet(nn.Module):
-    "The NeuralUDF MLP: ReLU hidden layers, geometric init, weight norm, |·| output (spec §2.1)."
+    "The NeuralUDF MLP: ReLU hidden layers, geometric init, weight norm, |·| output (see explanations/official_code#sec-udf)."
     def __init__(self,
                  width:int=128, # hidden width
                  n_layers:int=3, # hidden layers
@@ -110,7 +104,7 @@ def fold_weight_norm(net:UDFNet)->UDFNet:
 def make_training_data(points_norm, # (N, 3) surface samples P, normalized frame
                        config:UDFConfig=UDFConfig(), # queries_per_point, knn_sigma, n_space, far_grid, far_min_dist, seed
                       )->dict: # queries (Q, 3); sigma (N,); grid (G, 3), grid_target (G,); band, band_target if used; normalized
-    "Near-surface and space queries and the sparse far grid with its exact distance targets (spec §2.2)."
+    "Near-surface and space queries and the sparse far grid with its exact distance targets (see explanations/official_code#sec-udf-data)."
     P = check_points(points_norm, 'surface points', min_points=config.knn_sigma + 1)
     rng = np.random.default_rng(config.seed)
     tree = cKDTree(P)
@@ -157,7 +151,7 @@ def projection_loss(net:nn.Module, # the UDF network
                     q:torch.Tensor, # (B, 3) queries, normalized frame
                     nearest:NearestSurface, # nearest point of P
                    )->torch.Tensor: # scalar: mean |n·(q − p*) − f|
-    "The official normal-consistency (projection) loss (spec §2.3)."
+    "The official normal-consistency (projection) loss (see explanations/official_code#sec-udf-loss)."
     q = q.detach().requires_grad_(True)
     f = net(q)                                                                  # (B,)
     g = torch.autograd.grad(f.sum(), q, create_graph=True)[0]                   # (B, 3) ∇f, second-order graph
@@ -170,7 +164,7 @@ def far_grid_loss(pred:torch.Tensor, # (G,) UDF at the kept far-grid nodes, norm
                   target:torch.Tensor, # (G,) Euclidean distance to P at those nodes, normalized units
                   official:bool=False, # reproduce the official bug: squared targets and an [G,1] vs [G] broadcast
                  )->torch.Tensor: # scalar
-    "Far-field supervision: MSE to the exact distance (ours) or the official squared, broadcast MSE (spec §6.7)."
+    "Far-field supervision: MSE to the exact distance (ours) or the official squared, broadcast MSE (see explanations/official_code#sec-udf-loss)."
     if official: return ((pred[:, None] - target[None, :] ** 2) ** 2).mean()  # [G,1] − [G] → [G,G], squared targets
     return ((pred - target) ** 2).mean()
 
@@ -178,7 +172,7 @@ def far_grid_loss(pred:torch.Tensor, # (G,) UDF at the kept far-grid nodes, norm
 def lr_factor(it:int, # iteration
               config:UDFConfig, # warmup and iterations
              )->float: # multiplier of the base learning rate
-    "Linear warm-up, then cosine decay to 0 (spec §2.4)."
+    "Linear warm-up, then cosine decay to 0 (see explanations/official_code#sec-udf-schedule)."
     if it < config.warmup: return (it + 1) / config.warmup
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (it - config.warmup) / max(1, config.iterations - config.warmup))))
 
@@ -187,9 +181,9 @@ def train_udf(points_norm, # (N, 3) surface samples P, normalized frame
               device:str|None=None, # 'cuda' or 'cpu'; None → CUDA when present
               progress:bool=True, # show a tqdm progress bar
              )->tuple[UDFNet, dict]: # trained net (weight norm folded, frozen, on CPU); history: loss per 50 steps, seconds
-    "Fit the NeuralUDF to surface samples with the projection loss + far-grid loss (spec §2)."
+    "Fit the NeuralUDF to surface samples with the projection loss + far-grid loss (see explanations/official_code#sec-udf)."
     from tqdm.auto import tqdm
-    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    device = pick_device(device)
     data = make_training_data(points_norm, config)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng([config.seed, 1])  # batches: a stream of their own, not the data's
@@ -221,8 +215,8 @@ def train_udf(points_norm, # (N, 3) surface samples P, normalized frame
 # %% ../nbs/03_udf.ipynb #4e292924
 CHECKPOINT_FORMAT = 'neuralbonereg_nb.PreopModel/1'
 
-class PreopModel:
-    "A frozen NeuralUDF with its normalization frame, source hash and config; answers in mm."
+class PreopModel(DistanceField):
+    "A frozen NeuralUDF with its normalization frame, source hash and config: a `DistanceField` (`03a_fields`) that answers in mm."
     def __init__(self,
                  net:UDFNet, # trained network (normalized frame)
                  normalization:Normalization, # the preoperative frame it lives in
@@ -248,26 +242,10 @@ class PreopModel:
         "Move the network to a device (returns self)."
         self.net.to(device); return self
 
-    def udf(self, points_mm, # (N, 3) points, mm, preoperative frame
-            chunk:int=65_536, # points per forward pass
-           )->np.ndarray: # (N,) unsigned distance to the bone surface, mm
-        "The learned distance to the bone surface, in mm."
-        pts = check_points(points_mm, 'query points')
-        dev = next(self.net.parameters()).device
-        x = torch.tensor(self.normalization.to_norm(pts), dtype=torch.float32)
-        with torch.no_grad():
-            d = torch.cat([self.net(c.to(dev)).cpu() for c in x.split(chunk)])
-        return d.double().numpy() * self.normalization.scale_mm
-
-    def udf_grad(self, points_mm, # (N, 3) points, mm, preoperative frame
-                )->tuple[np.ndarray, np.ndarray]: # (N,) distance, mm; (N, 3) ∇UDF (dimensionless, ≈ unit)
-        "The learned distance and its gradient (which points away from the surface)."
-        pts = check_points(points_mm, 'query points')
-        dev = next(self.net.parameters()).device
-        x = torch.tensor(self.normalization.to_norm(pts), dtype=torch.float32, device=dev).requires_grad_(True)
-        with torch.enable_grad():
-            d = self.net(x); g = torch.autograd.grad(d.sum(), x)[0]
-        return d.detach().cpu().double().numpy() * self.normalization.scale_mm, g.cpu().double().numpy()
+    @property
+    def device(self)->torch.device:
+        "Where the network lives."
+        return next(self.net.parameters()).device
 
     def save(self, path, # destination .pt file
              overwrite:bool=False, # replace an existing file
@@ -279,11 +257,7 @@ class PreopModel:
                     center_mm=torch.tensor(self.normalization.center_mm), scale_mm=float(self.normalization.scale_mm),
                     source_hash=self.source_hash, config=asdict(self.config),
                     surface_points_mm=torch.tensor(self.surface_points_mm, dtype=torch.float32), fit_seconds=float(self.fit_seconds))
-        tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-        try: torch.save(ckpt, tmp); os.replace(tmp, path)
-        finally:
-            if tmp.exists(): tmp.unlink()
-        return path
+        return write_atomic(path, lambda tmp: torch.save(ckpt, tmp))
 
     @classmethod
     def load(cls, path, # a checkpoint written by PreopModel.save
@@ -311,57 +285,15 @@ class PreopModel:
                    config, ckpt['surface_points_mm'].double().numpy(), ckpt.get('fit_seconds', float('nan')))
 
 # %% ../nbs/03_udf.ipynb #3c38164f
-def _points_hash(pts:np.ndarray)->str:
-    return hashlib.sha256(np.ascontiguousarray(pts, np.float64).tobytes()).hexdigest()
-
-def _ply_has_faces(path:Path)->bool:
-    "Whether a PLY file declares a non-empty face element (read from its header only)."
-    with open(path, 'rb') as f: head = f.read(4096).split(b'end_header')[0]
-    m = re.search(rb'element face (\d+)', head)
-    return bool(m and int(m.group(1)) > 0)
-
-def read_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path to a mesh or a cloud, mm
-               min_points:int=51, # fewest points accepted for a cloud
-              )->o3d.geometry.TriangleMesh|np.ndarray: # a checked mesh, or (N, 3) checked points, mm
-    "Resolve a preoperative input: a mesh stays a mesh; a cloud (file, PointCloud or array) becomes checked points."
-    if isinstance(preop, (str, Path)):
-        p = Path(preop)
-        if not p.is_file(): raise FileNotFoundError(f"no preoperative file at {p}")
-        if p.suffix.lower() == '.ply': return read_mesh(p) if _ply_has_faces(p) else read_points(p, min_points=min_points)
-        if p.suffix.lower() in MESH_SUFFIXES: return read_mesh(p)
-        return read_points(p, min_points=min_points)
-    if isinstance(preop, o3d.geometry.TriangleMesh): return check_mesh(preop, 'preoperative mesh')
-    pts = np.asarray(preop.points) if isinstance(preop, o3d.geometry.PointCloud) else preop
-    pts = check_points(pts, 'preoperative points', min_points=min_points)
-    check_extent_mm(pts, 'preoperative points')
-    return pts
-
-def preop_surface(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path to a mesh or cloud, mm
-                  config:UDFConfig=UDFConfig(), # outer_surface, n_surface, seed
-                 )->tuple[np.ndarray, str, o3d.geometry.TriangleMesh|None]: # (n, 3) samples mm; source hash; mesh or None
-    "The surface samples P (mm) the UDF is fitted to, the content hash of the input geometry, and the mesh if any."
-    preop = read_preop(preop, min_points=config.knn_sigma + 1)
-    if isinstance(preop, o3d.geometry.TriangleMesh):
-        mesh = preop
-        src = mesh_hash(mesh)
-        surf = extract_outer_surface(mesh) if config.outer_surface else mesh
-        pts, _ = sample_surface(surf, config.n_surface, seed=config.seed)
-        return pts, src, mesh
-    pts = preop
-    src = _points_hash(pts)
-    if len(pts) > config.n_surface:
-        pts = pts[np.sort(np.random.default_rng(config.seed).choice(len(pts), config.n_surface, replace=False))]
-    return pts, src, None
-
 def fit_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path; mm
               config:UDFConfig|str='fast_cpu', # a UDFConfig or a preset name
               device:str|None=None, # 'cuda' / 'cpu'; None → CUDA when present
               cache:bool=True, # reuse / store the fit in the cache (keyed by geometry hash + config)
               progress:bool=True, # tqdm progress bar
              )->PreopModel:
-    "Fit (or load from the cache) the NeuralUDF of a preoperative bone (spec §2). Raises `ValueError` for bad geometry."
+    "Fit (or load from the cache) the NeuralUDF of a preoperative bone (see explanations/official_code#sec-udf). Raises `ValueError` for bad geometry."
     config = udf_config(config)
-    pts, src, _ = preop_surface(preop, config)
+    pts, src, _ = preop_surface(preop, config.n_surface, config.outer_surface, config.seed, config.knn_sigma + 1)
     path = cache_dir('udf') / f"{src[:16]}_{config.key()}.pt"
     if cache and path.exists():
         try: return PreopModel.load(path, expect_source_hash=src, expect_config=config)
@@ -371,44 +303,6 @@ def fit_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path; m
     model = PreopModel(net, norm, src, config, pts, hist['seconds'])
     if cache: model.save(path, overwrite=True)
     return model
-
-# %% ../nbs/03_udf.ipynb #051130f9
-class ExactDistanceField:
-    "Distance to dense surface samples via a KD-tree, with PreopModel's interface (mm and normalized frames)."
-    def __init__(self,
-                 preop, # o3d TriangleMesh / PointCloud, (N, 3) array or path, mm
-                 n_samples:int=200_000, # surface samples for a mesh (a cloud is used as it is)
-                 outer_surface:bool=True, # sample the outer surface of a mesh (spec §1.3)
-                 seed:int=0, # sampling seed
-                 normalization:Normalization|None=None, # share a PreopModel's frame; None → from the samples
-                ):
-        cfg = UDFConfig(n_surface=n_samples, outer_surface=outer_surface, seed=seed, knn_sigma=1)
-        self.surface_points_mm, self.source_hash, _ = preop_surface(preop, cfg)
-        self.normalization = normalization or Normalization.from_points(self.surface_points_mm)
-        self._pn = self.normalization.to_norm(self.surface_points_mm)
-        self.tree = cKDTree(self._pn)
-        self._P = torch.tensor(self._pn, dtype=torch.float32)
-
-    def __repr__(self): return f"ExactDistanceField({len(self._pn)} surface points, scale {self.normalization.scale_mm:.1f} mm)"
-
-    def field_norm(self, x:torch.Tensor, # (..., 3) points, normalized frame
-                  )->torch.Tensor: # (...) distance, normalized units, differentiable w.r.t. x
-        "The KD-tree distance in the normalized frame, differentiable (nearest point held fixed)."
-        idx = torch.as_tensor(self.tree.query(x.detach().reshape(-1, 3).cpu().numpy())[1])
-        nn_pts = self._P[idx].to(x.device, x.dtype).reshape(x.shape)
-        return (x - nn_pts).norm(dim=-1)
-
-    def udf(self, points_mm, # (N, 3) points, mm
-           )->np.ndarray: # (N,) distance to the surface samples, mm
-        "Distance to the surface samples, mm."
-        return self.tree.query(self.normalization.to_norm(check_points(points_mm, 'query points')))[0] * self.normalization.scale_mm
-
-    def udf_grad(self, points_mm, # (N, 3) points, mm
-                )->tuple[np.ndarray, np.ndarray]: # (N,) distance, mm; (N, 3) unit gradient
-        "Distance and its gradient (x − nn(x)) / d."
-        x = self.normalization.to_norm(check_points(points_mm, 'query points'))
-        d, i = self.tree.query(x)
-        return d * self.normalization.scale_mm, (x - self._pn[i]) / np.maximum(d, 1e-12)[:, None]
 
 # %% ../nbs/03_udf.ipynb #f0b9b43f
 def udf_accuracy(field, # a PreopModel or ExactDistanceField (has .udf and .udf_grad, mm)

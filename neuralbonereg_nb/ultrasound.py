@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_ultrasound.ipynb #19b84bcf
 from __future__ import annotations
-import argparse, base64, io, time, warnings
+import base64, io, time, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
@@ -23,7 +23,7 @@ __all__ = ['ULTRABONES_CALIBRATION', 'POSE_COLUMNS', 'POSE_FILES', 'CLEAN_ULTRAB
            'ProbeCalibration', 'pose_matrices', 'SweepPoses', 'read_poses', 'check_frame', 'read_frame', 'TrackedSweep',
            'read_sweep', 'pixels_to_world', 'Segmenter', 'ProbabilitySegmenter', 'ShadowRidgeDetector',
            'synthetic_bmode', 'plot_frame', 'CleanConfig', 'clean_cloud', 'USReconstruction', 'reconstruct_sweep',
-           'plot_sweep_planes', 'cmd_reconstruct_us', 'add_reconstruct_us_parser']
+           'plot_sweep_planes']
 
 # %% ../nbs/01a_ultrasound.ipynb #972d0175
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ def pixels_to_world(rows, # (K,) pixel rows (down the beam), may be fractional
                     spacing_mm:float, # pixel size s, mm per pixel
                     calibration:ProbeCalibration=ULTRABONES_CALIBRATION, # image plane → marker
                    )->np.ndarray: # (K, 3) points, world (tracking) frame, mm
-    "Map pixel centres to the world: x = T_track · T_cal · diag(s, s, 1, 1) · [col + ½, row + ½, 0, 1] (spec §1.5)."
+    "Map pixel centres to the world: x = T_track · T_cal · diag(s, s, 1, 1) · [col + ½, row + ½, 0, 1] (see explanations/official_code#sec-intraop)."
     r, c = np.asarray(rows, float).ravel(), np.asarray(cols, float).ravel()
     if len(r) != len(c): raise ValueError(f'rows and cols must have the same length, got {len(r)} and {len(c)}')
     p = np.stack([spacing_mm * (c + 0.5), spacing_mm * (r + 0.5), np.zeros_like(r), np.ones_like(r)])   # (4, K) image plane, mm
@@ -187,7 +187,7 @@ class Segmenter(Protocol):
 
 @dataclass
 class ProbabilitySegmenter:
-    "A learned model (frame → bone probability) as a Segmenter: threshold, then skeletonise (UltraBonesHip, spec §1.5 steps 1–2)."
+    "A learned model (frame → bone probability) as a Segmenter: threshold, then skeletonise (UltraBonesHip, steps 1–2 in explanations/official_code#sec-intraop)."
     model: Callable # (H, W) float frame → (H, W) bone probability in [0, 1]
     threshold: float = 0.5 # probability above which a pixel is bone (the official value)
 
@@ -217,7 +217,7 @@ def _running_nanmedian(x, # (W,) values, NaN where missing
 
 @dataclass
 class ShadowRidgeDetector:
-    "Classical bone-surface detector (our stand-in for spec §1.5's learned segmenter): per column the strongest bright ridge over an acoustic shadow, then lateral continuity. A Segmenter. Raises ValueError for invalid parameters."
+    "Classical bone-surface detector (our stand-in for the learned segmenter of the official pipeline, explanations/official_code#sec-intraop): per column the strongest bright ridge over an acoustic shadow, then lateral continuity. A Segmenter. Raises ValueError for invalid parameters."
     smooth_mm: float = 0.1 # σ of the Gaussian smoothing of the frame, mm
     ridge_min: float = 0.4 # smallest smoothed ridge intensity, 0–1
     shadow_gap_mm: float = 1.0 # the shadow window starts this far below the ridge (skips the ridge's own thickness), mm
@@ -342,7 +342,7 @@ def plot_frame(frame, # (H, W) float frame in [0, 1]
 # %% ../nbs/01a_ultrasound.ipynb #830930e8
 @dataclass(frozen=True)
 class CleanConfig:
-    "Cloud cleaning after reconstruction: a random cap, DBSCAN (mm) keeping the largest or the major clusters, statistical outlier removal (spec §1.5). Raises ValueError for invalid values."
+    "Cloud cleaning after reconstruction: a random cap, DBSCAN (mm) keeping the largest or the major clusters, statistical outlier removal (see explanations/official_code#sec-intraop). Raises ValueError for invalid values."
     dbscan_eps_mm: float = 1.5 # DBSCAN neighbourhood radius, mm
     dbscan_min_points: int = 10 # DBSCAN core-point neighbour count
     keep: str = 'major' # 'largest': the largest cluster only; 'major': clusters ≥ max(1 % of N, 10 % of the largest); 'all'
@@ -363,7 +363,7 @@ CLEAN_ULTRABONESHIP_FEMUR = CleanConfig(dbscan_eps_mm=1.5, keep='major', sor_std
 def clean_cloud(points, # (N, 3) reconstructed points, mm (any frame)
                 config:CleanConfig=CLEAN_ULTRABONESHIP_FEMUR, # cap, DBSCAN, SOR parameters
                )->np.ndarray: # (K,) sorted indices of the kept points
-    "Clean a reconstructed cloud: random cap, DBSCAN keeping the largest/major clusters, SOR (Open3D; spec §1.5). Raises ValueError for bad points."
+    "Clean a reconstructed cloud: random cap, DBSCAN keeping the largest/major clusters, SOR (Open3D; see explanations/official_code#sec-intraop). Raises ValueError for bad points."
     P = check_points(points, 'reconstructed points')
     idx = np.arange(len(P))
     if config.max_points is not None and len(P) > config.max_points:
@@ -405,7 +405,7 @@ def reconstruct_sweep(record, # a record folder (UltrasoundImages/*.png + pose C
                       clean:CleanConfig|None=CLEAN_ULTRABONESHIP_FEMUR, # cloud cleaning; None: keep the raw cloud
                       frames=None, # which frames: None (all), a slice, or indices into the sweep
                      )->USReconstruction:
-    "Bone point cloud (world frame, mm) from a tracked B-mode sweep: segment each frame, map pixels to the world, merge, clean (spec §1.5). Raises read_sweep's errors, or ValueError when no frame is selected or no bone is found."
+    "Bone point cloud (world frame, mm) from a tracked B-mode sweep: segment each frame, map pixels to the world, merge, clean (see explanations/official_code#sec-intraop). Raises read_sweep's errors, or ValueError when no frame is selected or no bone is found."
     t0 = time.perf_counter()
     sweep = record if isinstance(record, TrackedSweep) else read_sweep(record)
     seg = ShadowRidgeDetector() if segmenter is None else segmenter
@@ -450,31 +450,3 @@ def plot_sweep_planes(sweep:TrackedSweep, # the tracked sweep
         else: plot_points(points, fig, name='distance to CT', color=np.asarray(distances_mm), max_points=max_points,
                           colorbar_title='mm', cmin=0, cmax=4)
     return fig.update_layout(title=title)
-
-# %% ../nbs/01a_ultrasound.ipynb #58fd6dba
-def cmd_reconstruct_us(args):
-    "Reconstruct a bone cloud from a tracked B-mode record and write it as .xyz (mm); ends with one summary line."
-    from neuralbonereg_nb.cli import safe_output, write_atomic
-    out = safe_output(args.output, args.force)
-    clean = {'femur': CLEAN_ULTRABONESHIP_FEMUR, 'largest': CLEAN_ULTRABONES100K, 'none': None}[args.clean]
-    frames = slice(None, None, args.every) if args.every > 1 else None
-    cal = ULTRABONES_CALIBRATION if args.calibration is None else ProbeCalibration(tuple(args.calibration[:3]), tuple(args.calibration[3:]))
-    r = reconstruct_sweep(read_sweep(args.record_dir, calibration=cal), clean=clean, frames=frames)
-    write_atomic(out, lambda p: np.savetxt(p, r.points, fmt='%.4f'))
-    print(f'points={len(r)} frames_used={r.frames_used} frames_with_bone={(r.counts > 0).sum()} '
-          f'raw_points={len(r.raw_points)} seconds={r.seconds:.1f} output={out}')
-
-def add_reconstruct_us_parser(subparsers, # the `add_subparsers()` object of the console script's parser
-                             )->argparse.ArgumentParser: # the new sub-parser
-    "Add the `reconstruct-us` sub-command (tracked B-mode record → bone cloud .xyz) to a console script."
-    p = subparsers.add_parser('reconstruct-us', help='bone point cloud (.xyz, mm) from a tracked B-mode record')
-    p.add_argument('record_dir', help='record folder: UltrasoundImages/<timestamp>.png and sweep_initial.csv (or poses.csv)')
-    p.add_argument('-o', '--output', required=True, help='the reconstructed cloud, .xyz (mm, tracking frame)')
-    p.add_argument('--every', type=int, default=1, help='use every N-th frame (default: all)')
-    p.add_argument('--clean', choices=('femur', 'largest', 'none'), default='femur',
-                   help="cleaning: UltraBonesHip femur rule (default), UltraBones100k largest DBSCAN cluster, or none")
-    p.add_argument('--calibration', type=float, nargs=6, metavar=('RX', 'RY', 'RZ', 'TX', 'TY', 'TZ'),
-                   help="probe calibration: Euler 'xyz' degrees and translation mm (default: the UltraBones100k probe's)")
-    p.add_argument('--force', action='store_true', help='replace an existing output file')
-    p.set_defaults(func=cmd_reconstruct_us)
-    return p

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from neuralbonereg_nb import data
+from neuralbonereg_nb.files import cache_dir
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def test_offline_without_cache_names_package_and_command(empty_cache):
 
 
 def test_corrupt_wheel_is_refused_and_kept_aside(empty_cache):
-    whl = data.cache_dir('gias3_examples') / data.GIAS3_WHEEL
+    whl = cache_dir('gias3_examples') / data.GIAS3_WHEEL
     whl.write_bytes(b'not a wheel')
     with pytest.raises(ValueError, match='wrong sha256'):
         data.fetch_gias3_wheel(download=False)

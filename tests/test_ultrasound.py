@@ -1,10 +1,10 @@
-"""The `reconstruct-us` command of neuralbonereg_nb.ultrasound, called through its own argparse sub-parser."""
-import argparse
+"""The `reconstruct-us` command (neuralbonereg_nb.cli) on tracked B-mode records, through the console script's parser."""
 import numpy as np
 import pytest
 from PIL import Image
 from neuralbonereg_nb.data import data_root, read_mesh, surface_distance
-from neuralbonereg_nb.ultrasound import add_reconstruct_us_parser, cmd_reconstruct_us, synthetic_bmode
+from neuralbonereg_nb.ultrasound import synthetic_bmode
+from neuralbonereg_nb.cli import build_parser, cmd_reconstruct_us
 
 RECORD = data_root() / 'ultrabones100k_example' / 'record' if data_root() is not None else None
 needs_record = pytest.mark.skipif(RECORD is None or not RECORD.is_dir(),
@@ -12,9 +12,7 @@ needs_record = pytest.mark.skipif(RECORD is None or not RECORD.is_dir(),
 
 
 def parse(*argv):
-    p = argparse.ArgumentParser(prog='neuralbonereg')
-    add_reconstruct_us_parser(p.add_subparsers(dest='command', required=True))
-    return p.parse_args(['reconstruct-us', *map(str, argv)])
+    return build_parser().parse_args(['reconstruct-us', *map(str, argv)])
 
 
 def summary(out):
