@@ -15,7 +15,7 @@ from .registrar import Registrar, BaselineConfig, PolishedConfig
 
 # %% auto #0
 __all__ = ['proper_axis_assignments', 'pca_frame', 'pca_alignments', 'PCAConfig', 'PCAICP', 'ICPConfig', 'CentroidICP',
-           'FeatureConfig', 'fpfh_features', 'RANSACConfig', 'FPFHRansacICP', 'FGRConfig', 'usable_pose', 'FGRICP',
+           'FeatureConfig', 'fpfh_features', 'RANSACConfig', 'FPFHRansacICP', 'usable_pose', 'FGRConfig', 'FGRICP',
            'FPFHRansacICPPlane', 'PCAICPPlane']
 
 # %% ../nbs/09a_classic.ipynb #ee2f0a8a
@@ -28,6 +28,7 @@ def proper_axis_assignments()->np.ndarray: # (24, 3, 3) signed permutation matri
             if np.linalg.det(S) > 0: out.append(S)
     return np.stack(out)
 
+# %% ../nbs/09a_classic.ipynb #b4bbf6aa
 def pca_frame(points_mm, # (N, 3) points, mm
              )->tuple[np.ndarray, np.ndarray]: # centroid (3,) mm; axes (3, 3), columns by decreasing variance, det +1
     "Centroid and principal axes of a cloud (NumPy `eigh` of the covariance), as a right-handed frame."
@@ -37,6 +38,7 @@ def pca_frame(points_mm, # (N, 3) points, mm
     if np.linalg.det(V) < 0: V[:, 2] *= -1
     return mu, V
 
+# %% ../nbs/09a_classic.ipynb #d2a5b860
 def pca_alignments(source_mm, # (N, 3) intraoperative cloud, mm
                    target_mm, # (M, 3) preoperative surface samples, mm
                   )->np.ndarray: # (24, 4, 4) candidate transforms source mm → target mm
@@ -59,6 +61,7 @@ class PCAConfig(PolishedConfig):
         super().__post_init__()
         check_choice(self, 'icp', ICP_KINDS)
 
+# %% ../nbs/09a_classic.ipynb #9614ff24
 class PCAICP(Registrar):
     "PCA alignment with all 24 proper axis assignments, each refined by ICP (Open3D `registration_icp`), the best by score, then polished (the paper's PCA, see explanations/official_code#sec-results)."
     name = 'pca_icp'
@@ -138,6 +141,7 @@ class RANSACConfig(FeatureConfig):
     confidence:float = 0.999 # stop once this confident
     edge_length:float = 0.9 # edge-length similarity pruning
 
+# %% ../nbs/09a_classic.ipynb #c03dbfd6
 class FPFHRansacICP(Registrar):
     "FPFH features (Open3D `compute_fpfh_feature`) + `registration_ransac_based_on_feature_matching`, then the polish (the paper's RANSAC, see explanations/official_code#sec-results)."
     name = 'fpfh_ransac_icp'
@@ -169,14 +173,6 @@ class FPFHRansacICP(Registrar):
         return self._polish(field, pts, T_raw, seed, sec), T_raw, dict(history=dict(fitness=r.fitness, inlier_rmse_mm=r.inlier_rmse))
 
 # %% ../nbs/09a_classic.ipynb #1d3539f8
-@dataclass(frozen=True)
-class FGRConfig(FeatureConfig):
-    "FPFH + FGR settings (Open3D tutorial values)."
-    distance_factor:float = 0.5 # maximum correspondence distance, voxels
-    iteration_number:int = 64 # FGR iterations
-    tuple_scale:float = 0.95 # tuple test similarity
-    maximum_tuple_count:int = 1000 # tuple cap
-
 def usable_pose(T, # (4, 4) a global step's pose, intraop mm → preop mm
                 points_mm, # (N, 3) intraoperative cloud, intraop frame, mm
                 surface_mm, # (M, 3) preoperative surface samples, preop frame, mm
@@ -189,6 +185,15 @@ def usable_pose(T, # (4, 4) a global step's pose, intraop mm → preop mm
     S = np.asarray(surface_mm)
     c = R @ np.asarray(points_mm).mean(0) + T[:3, 3]
     return bool(np.linalg.norm(c - S.mean(0)) <= np.linalg.norm(S.max(0) - S.min(0)))
+
+# %% ../nbs/09a_classic.ipynb #4d179f03
+@dataclass(frozen=True)
+class FGRConfig(FeatureConfig):
+    "FPFH + FGR settings (Open3D tutorial values)."
+    distance_factor:float = 0.5 # maximum correspondence distance, voxels
+    iteration_number:int = 64 # FGR iterations
+    tuple_scale:float = 0.95 # tuple test similarity
+    maximum_tuple_count:int = 1000 # tuple cap
 
 class FGRICP(FPFHRansacICP):
     "FPFH features + Open3D `registration_fgr_based_on_feature_matching` (Fast Global Registration), then the polish."

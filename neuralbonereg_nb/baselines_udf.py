@@ -6,6 +6,7 @@
 from __future__ import annotations
 import dataclasses, inspect, time
 from dataclasses import dataclass, replace
+from fastcore.basics import patch
 import numpy as np
 import torch
 from scipy.optimize import minimize, differential_evolution
@@ -41,36 +42,43 @@ class UDFObjective:
         self.P = torch.tensor((sub - self.c_src) / self.scale, dtype=torch.float32, device=self.device)  # (M, 3) centred, normalized
         self.t0 = field.normalization.to_norm(np.asarray(field.surface_points_mm).mean(0)[None])[0]  # (3,) centroid alignment, normalized
 
-    def batch(self, x:torch.Tensor, # (S, 6) poses (rotation vector, translation offset), float64
-             )->torch.Tensor: # (S,) objective, mm
-        "f for S poses at once."
-        R = rotvec_to_matrix_t(x[:, :3]).float()  # (S, 3, 3)
-        t = (x[:, 3:] + torch.as_tensor(self.t0, dtype=x.dtype, device=x.device)).float()  # (S, 3)
-        X = torch.matmul(self.P, R.transpose(-1, -2)) + t[:, None, :]  # (S, M, 3) normalized, preop frame
-        self.n_evals += len(x)
-        return aggregate(self.field.field_norm(X), 'trimmed', self.trim_keep) * self.scale  # (S,) mm
+# %% ../nbs/09b_udf_methods.ipynb #39ad606b
+@patch
+def batch(self:UDFObjective, x:torch.Tensor, # (S, 6) poses (rotation vector, translation offset), float64
+         )->torch.Tensor: # (S,) objective, mm
+    "f for S poses at once."
+    R = rotvec_to_matrix_t(x[:, :3]).float()  # (S, 3, 3)
+    t = (x[:, 3:] + torch.as_tensor(self.t0, dtype=x.dtype, device=x.device)).float()  # (S, 3)
+    X = torch.matmul(self.P, R.transpose(-1, -2)) + t[:, None, :]  # (S, M, 3) normalized, preop frame
+    self.n_evals += len(x)
+    return aggregate(self.field.field_norm(X), 'trimmed', self.trim_keep) * self.scale  # (S,) mm
 
-    def value_and_grad(self, x, # (6,) one pose
-                      )->tuple[float, np.ndarray]: # f (mm) and ∂f/∂x (6,)
-        "For `scipy.optimize.minimize(..., jac=True)`."
-        xt = torch.tensor(np.asarray(x, np.float64), device=self.device, requires_grad=True)
-        with torch.enable_grad():
-            f = self.batch(xt[None])[0]
-            g, = torch.autograd.grad(f, xt)
-        return float(f.detach()), g.cpu().double().numpy()
+# %% ../nbs/09b_udf_methods.ipynb #8cc71284
+@patch
+def transform(self:UDFObjective, x, # (6,) pose parameters
+             )->np.ndarray: # (4, 4) intraop mm → preop mm
+    "The mm transform of a parameter vector: T = [R | s (t0 + t) + c_pre − R c_src] (as `register.pose_to_transform`)."
+    x = np.asarray(x, np.float64)
+    q = np.roll(Rotation.from_rotvec(x[:3]).as_quat(), 1)  # (w, x, y, z)
+    return pose_to_transform(q, self.t0 + x[3:], self.c_src, self.field.normalization)
 
-    def values(self, X, # (6, S) poses as columns (scipy's vectorized layout)
-              )->np.ndarray: # (S,) f, mm
-        "For `scipy.optimize.differential_evolution(..., vectorized=True)`."
-        with torch.no_grad():
-            return self.batch(torch.tensor(np.asarray(X, np.float64).reshape(6, -1).T, device=self.device)).double().cpu().numpy()
+# %% ../nbs/09b_udf_methods.ipynb #33607382
+@patch
+def value_and_grad(self:UDFObjective, x, # (6,) one pose
+                  )->tuple[float, np.ndarray]: # f (mm) and ∂f/∂x (6,)
+    "For `scipy.optimize.minimize(..., jac=True)`."
+    xt = torch.tensor(np.asarray(x, np.float64), device=self.device, requires_grad=True)
+    with torch.enable_grad():
+        f = self.batch(xt[None])[0]
+        g, = torch.autograd.grad(f, xt)
+    return float(f.detach()), g.cpu().double().numpy()
 
-    def transform(self, x, # (6,) pose parameters
-                 )->np.ndarray: # (4, 4) intraop mm → preop mm
-        "The mm transform of a parameter vector: T = [R | s (t0 + t) + c_pre − R c_src] (as `register.pose_to_transform`)."
-        x = np.asarray(x, np.float64)
-        q = np.roll(Rotation.from_rotvec(x[:3]).as_quat(), 1)  # (w, x, y, z)
-        return pose_to_transform(q, self.t0 + x[3:], self.c_src, self.field.normalization)
+@patch
+def values(self:UDFObjective, X, # (6, S) poses as columns (scipy's vectorized layout)
+          )->np.ndarray: # (S,) f, mm
+    "For `scipy.optimize.differential_evolution(..., vectorized=True)`."
+    with torch.no_grad():
+        return self.batch(torch.tensor(np.asarray(X, np.float64).reshape(6, -1).T, device=self.device)).double().cpu().numpy()
 
 # %% ../nbs/09b_udf_methods.ipynb #f059de6a
 @dataclass(frozen=True)
@@ -100,8 +108,6 @@ class UDFLBFGS(Registrar):
                 dict(history=dict(start_scores_mm=[float(r.fun) for r in runs], evaluations=obj.n_evals)))
 
 # %% ../nbs/09b_udf_methods.ipynb #18bde526
-_DE_SEED = 'rng' if 'rng' in inspect.signature(differential_evolution).parameters else 'seed'  # SciPy ≥ 1.15 calls it rng
-
 @dataclass(frozen=True)
 class DEConfig(PolishedConfig):
     "Differential evolution settings."
@@ -112,6 +118,9 @@ class DEConfig(PolishedConfig):
     tol:float = 0.01 # SciPy's relative convergence tolerance
     mutation:tuple = (0.5, 1.0) # dithered differential weight
     recombination:float = 0.7 # crossover probability
+
+# %% ../nbs/09b_udf_methods.ipynb #e76f8859
+_DE_SEED = 'rng' if 'rng' in inspect.signature(differential_evolution).parameters else 'seed'  # SciPy ≥ 1.15 calls it rng
 
 class UDFDifferentialEvolution(Registrar):
     "The 6-parameter pose by SciPy `differential_evolution` (population 48, seeded, vectorized) on the field, then polished (the paper's DE ablation, see explanations/official_code#sec-ablations)."
@@ -145,8 +154,12 @@ class GridConfig(NeuralRegConfig):
     grid_res:int = 128 # nodes per axis (the paper: 512)
     grid_half_width:float = 0.625 # the grid covers [-a, a]³, normalized
 
-OFFICIAL = dict(init='official', official_only=True, score_mode='trimmed', trim_keep=0.7)  # see explanations/official_code#sec-heads, #sec-loss and #sec-datasets
+# %% ../nbs/09b_udf_methods.ipynb #8feadb41
+def _neuralreg_presets(name:str, cls=NeuralRegConfig, extra:dict|None=None, **reg)->PresetTable:
+    "One config per preset: register's preset of that name (with `reg` changed) and per-preset extra fields."
+    return PresetTable(name, cls, **{p: cls(registration=replace(REGISTRATION_PRESETS[p], **reg), **(extra or {}).get(p, {})) for p in PRESET_NAMES})
 
+# %% ../nbs/09b_udf_methods.ipynb #b7cfb33b
 class _NeuralRegBase(Registrar):
     "`register.run_registration` on the field `_field` returns; RegistrationConfig overrides go to config.registration."
     Config = NeuralRegConfig
@@ -162,10 +175,7 @@ class _NeuralRegBase(Registrar):
     def _register(self, field, pts, seed, sec):
         return run_registration(self._field(field, sec), pts, self.config.registration, seed=seed)  # its own score
 
-def _neuralreg_presets(name:str, cls=NeuralRegConfig, extra:dict|None=None, **reg)->PresetTable:
-    "One config per preset: register's preset of that name (with `reg` changed) and per-preset extra fields."
-    return PresetTable(name, cls, **{p: cls(registration=replace(REGISTRATION_PRESETS[p], **reg), **(extra or {}).get(p, {})) for p in PRESET_NAMES})
-
+# %% ../nbs/09b_udf_methods.ipynb #d2e73e24
 class GridNeuralReg(_NeuralRegBase):
     "`register.run_registration` on a `GridDistanceField` (PyTorch `grid_sample`) of the surface samples instead of the NeuralUDF (the paper's grid-volume ablation, see explanations/official_code#sec-ablations)."
     name = 'grid_neuralreg'
@@ -177,6 +187,7 @@ class GridNeuralReg(_NeuralRegBase):
         sec['preop'] += dt
         return g
 
+# %% ../nbs/09b_udf_methods.ipynb #fe7a3123
 class ExactNeuralReg(_NeuralRegBase):
     "`register.run_registration` on `fields.ExactDistanceField` of the surface samples (the exact distance: the field's upper bound)."
     name = 'exact_neuralreg'
@@ -185,11 +196,15 @@ class ExactNeuralReg(_NeuralRegBase):
         f, dt = field.cached('exact', lambda: exact_field(field)); sec['preop'] += dt
         return f
 
+# %% ../nbs/09b_udf_methods.ipynb #3113533a
+OFFICIAL = dict(init='official', official_only=True, score_mode='trimmed', trim_keep=0.7)  # see explanations/official_code#sec-heads, #sec-loss and #sec-datasets
+
 class NeuralBoneRegOfficial(_NeuralRegBase):
     "`register.run_registration` with `init='official', official_only=True, score_mode='trimmed', trim_keep=0.7`: the official settings at the preset's size (see explanations/official_code#sec-heads)."
     name = 'neuralbonereg_official'
     PRESETS = _neuralreg_presets('neuralbonereg_official', **OFFICIAL)
 
+# %% ../nbs/09b_udf_methods.ipynb #ebf33036
 class NeuralBoneReg(_NeuralRegBase):
     "Ours: `register.run_registration(field, points, preset, seed)` (`07_register`)."
     name = 'neuralbonereg'

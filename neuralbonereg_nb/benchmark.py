@@ -41,6 +41,7 @@ def embedded_case(bone:str='tibia', # an embedded bone of `EMBEDDED`
     return Case(f'{bone}_us', mesh, simulate_us_sweep(mesh, cfg, seed=seed).points, np.eye(4),
                 meta=dict(suite='embedded', kind=f'simulated US, {kind}', anatomy=bone))
 
+# %% ../nbs/10_benchmark.ipynb #0dab5fe2
 def spine_case(specimen:int=2, # SpineDepth specimen 2–6
                level:str='L1', # L1–L5
                seed:int=0, # occluders and depth noise
@@ -52,6 +53,7 @@ def spine_case(specimen:int=2, # SpineDepth specimen 2–6
     return Case(f'specimen{specimen:02d}_{level}', None, view.points[view.is_bone], np.eye(4), preop_points=np.asarray(pc.points),
                 meta=dict(suite='spine', kind='simulated RGB-D, posterior view', anatomy=level))
 
+# %% ../nbs/10_benchmark.ipynb #7f8c4f31
 def suite_cases(suite:str, # 'real', 'embedded' or 'spine'
                 limit:int|None=None, # keep only the first `limit` cases (quick runs)
                )->list[Case]:
@@ -80,6 +82,11 @@ def _preop_geometry(case:Case):
     "The preoperative geometry of a case: its mesh, or its surface cloud (mm)."
     return case.mesh if case.mesh is not None else case.preop_points
 
+def _picklable(geom):
+    "A mesh as (vertices, triangles) arrays (Open3D objects do not pickle); points unchanged."
+    return (np.asarray(geom.vertices), np.asarray(geom.triangles)) if hasattr(geom, 'triangles') else np.asarray(geom)
+
+# %% ../nbs/10_benchmark.ipynb #22afe019
 def _fit_task(geom, udf_preset:str, path:str)->str:
     "Fit (or load from the cache) a case's NeuralUDF and save it to `path`; geom is a mesh as (V, F) arrays or (M, 3) points, mm."
     import open3d as o3d
@@ -89,10 +96,7 @@ def _fit_task(geom, udf_preset:str, path:str)->str:
     fit_preop(geom, udf_preset, progress=False).save(path)
     return path
 
-def _picklable(geom):
-    "A mesh as (vertices, triangles) arrays (Open3D objects do not pickle); points unchanged."
-    return (np.asarray(geom.vertices), np.asarray(geom.triangles)) if hasattr(geom, 'triangles') else np.asarray(geom)
-
+# %% ../nbs/10_benchmark.ipynb #c427c787
 def _prepare(case:Case, runs:int, seed:int, protocol:str, n_eval_points:int=40_000)->dict:
     "Everything a worker needs for a case, as arrays: perturbed clouds, ground truths, the filtered target."
     pts = check_points(case.points, f'{case.name} intraop points')
@@ -104,12 +108,14 @@ def _prepare(case:Case, runs:int, seed:int, protocol:str, n_eval_points:int=40_0
     return dict(name=case.name, suite=case.meta.get('suite', ''), kind=case.meta.get('kind', ''), target=target,
                 clouds=[apply_transform(T, pts) for T in Tp], T_gts=[compose(case.T_gt, invert_transform(T)) for T in Tp])
 
+# %% ../nbs/10_benchmark.ipynb #1d81bfb1
 _MODELS = {}  # per process: checkpoint path → PreopModel (the preoperative stage is shared by all methods)
 
 def _task_args(prep:dict, run:int)->tuple:
     "What one task needs of its case (only this run's cloud, so that little is sent to a worker)."
     return dict(name=prep['name'], suite=prep['suite'], kind=prep['kind']), prep['clouds'][run], prep['T_gts'][run], prep['target']
 
+# %% ../nbs/10_benchmark.ipynb #168071d6
 def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:int, method:str, preset:str, model_path:str, seed:int)->dict:
     "One (case, run, method): register, score, time. Errors are recorded, not raised, so one failure does not stop a suite."
     from neuralbonereg_nb.udf import PreopModel
@@ -140,6 +146,7 @@ def code_hash()->str:
     files = [f for f in sorted(root.rglob('*.py')) if f.name != '_modidx.py']
     return content_hash(*[x for f in files for x in (str(f.relative_to(root)), f.read_bytes())])
 
+# %% ../nbs/10_benchmark.ipynb #444b2db3
 def task_key(case:str, # case name
              run:int, # run index
              method:str, # registrar name
@@ -155,6 +162,7 @@ def task_key(case:str, # case name
     "The content key of one task's cached result: its inputs, its settings and `code_hash()`."
     return content_hash(f'{case}|{int(run)}|{method}|{preset}|{udf_preset}|{int(seed)}|{preop_hash}', X, T_gt, target, code or code_hash())[:32]
 
+# %% ../nbs/10_benchmark.ipynb #7735285d
 def _write_record(path:Path, rec:dict):
     "One task record as JSON, written atomically."
     import json
@@ -250,6 +258,7 @@ def benchmark_table(records:list, # from `run_benchmark` (or `read_csv`)
                          flips=s['flips'], seconds_median=s['seconds_median'], errors=sum(bool(r.get('error')) for r in recs)))
     return rows
 
+# %% ../nbs/10_benchmark.ipynb #dc62a1b6
 def format_table(rows:list, # from `benchmark_table`
                 )->str: # a Markdown table
     "The rows as a Markdown table: RR, RRE and RTE as mean ± std (median), CD, HD95, flips, s/call."
@@ -263,6 +272,7 @@ def format_table(rows:list, # from `benchmark_table`
                    f(r['CD_mean']), f(r['HD95_mean']), str(r['flips']), f"{r['seconds_median']:.1f}"]) + ' |')
     return '\n'.join(out)
 
+# %% ../nbs/10_benchmark.ipynb #7dd98789
 CSV_FIELDS = ('suite', 'case', 'kind', 'method', 'preset', 'run', 'seed', 'n_points', 'rre_deg', 'rte_mm', 'cd_mm', 'hd95_mm', 'success',
               'flip', 'seconds', 'score_mm', 'poor', 'error', 'T_est')
 
@@ -278,6 +288,7 @@ def write_csv(records:list, # from `run_benchmark`
     write_atomic(p, write)
     return p
 
+# %% ../nbs/10_benchmark.ipynb #eda443c8
 def read_csv(path, # a CSV written by `write_csv`
             )->list[dict]: # the records, numbers parsed
     "Read benchmark records back (numbers as floats / ints / bools)."
@@ -326,6 +337,7 @@ PAPER_RESULTS = [  # published results (explanations/official_code#sec-results):
     dict(source='official README', dataset='SpineDepth', method='NeuralBoneReg', RR=0.907, RRE=(4.30, 17.41), RTE=(1.54, 3.66), CD=(1.77, 1.79)),
 ]
 
+# %% ../nbs/10_benchmark.ipynb #805cc953
 def paper_table(dataset:str, # 'UltraBones100k', 'UltraBonesHip' or 'SpineDepth'
                )->str: # Markdown table
     "The published rows of one data set (see explanations/official_code#sec-results) as a Markdown table. Raises `ValueError` for an unknown data set."

@@ -32,6 +32,7 @@ def _preop_mesh(spec:str):
         raise FileNotFoundError(f"{spec!r} is neither an embedded bone ({', '.join(EMBEDDED_BONES)}) nor a mesh file.")
     return read_mesh(spec)
 
+# %% ../nbs/12_cli.ipynb #68278a33
 def cmd_simulate(args):
     "Simulate a tracked ultrasound sweep or an RGB-D view of a bone; write the cloud (.xyz, mm) and an optional HTML figure."
     from neuralbonereg_nb.simulate import USSweepConfig, RGBDConfig, simulate_us_sweep, simulate_rgbd_view, \
@@ -84,6 +85,7 @@ def _preop(spec:str, udf_preset:str='fast_cpu', quiet:bool=True):
     geom = load_bone(spec) if spec in EMBEDDED_BONES else read_preop(spec)
     return fit_preop(geom, udf_preset, progress=not quiet), geom
 
+# %% ../nbs/12_cli.ipynb #d76b28db
 def registration_figure(model, # a DistanceField (PreopModel, ExactDistanceField): colours are its distance, mm
                         points_mm, # (N, 3) intraoperative cloud, mm
                         T, # (4, 4) intraop mm → preop mm
@@ -99,6 +101,7 @@ def registration_figure(model, # a DistanceField (PreopModel, ExactDistanceField
         plot_points(model.surface_points_mm, fig, name='preoperative', color='lightgrey', max_points=3000, size=1.5)
     return fig
 
+# %% ../nbs/12_cli.ipynb #a0338fd8
 def write_report(path, # .html file to write (atomically)
                  figs, # Plotly figures, in order
                  text:str='', # a preformatted block (the result table)
@@ -110,6 +113,7 @@ def write_report(path, # .html file to write (atomically)
             f"<h2>{html.escape(title)}</h2><pre>{html.escape(text)}</pre>{''.join(parts)}</body></html>")
     write_atomic(path, lambda p: Path(p).write_text(page, encoding='utf-8'))
 
+# %% ../nbs/12_cli.ipynb #3044fe2d
 def cmd_register(args):
     "Register an intraoperative cloud to a preoperative bone; write T (4×4, intraop mm → preop mm)."
     from neuralbonereg_nb.data import read_points
@@ -129,6 +133,7 @@ def cmd_register(args):
     print(f"score_mm={reg.score_mm:.3f} poor={reg.poor} runner_up_score_mm={ru['score_mm'] if ru else float('nan'):.3f} "
           f"runner_up_deg={ru['rotation_deg'] if ru else float('nan'):.1f} seconds={reg.seconds['total']:.1f} output={out}")
 
+# %% ../nbs/12_cli.ipynb #5cfada5c
 def _evaluate(model, geom, points, args, keep=None):
     "Seeded perturbation runs of `register` against a known ground truth (identity); the metrics records."
     from neuralbonereg_nb.metrics import evaluate
@@ -139,12 +144,14 @@ def _evaluate(model, geom, points, args, keep=None):
         return reg
     return evaluate(fn, geom, points, runs=args.runs, seed=args.seed, protocol=args.protocol)
 
+# %% ../nbs/12_cli.ipynb #c1553921
 def _print_runs(recs):
     print(f"{'run':>3s} {'RRE °':>7s} {'RTE mm':>7s} {'CD mm':>6s} {'HD95 mm':>7s} {'ok':>3s} {'s':>5s}")
     for r in recs:
         print(f"{r['run']:3d} {r['rre_deg']:7.2f} {r['rte_mm']:7.2f} {r['cd_mm']:6.2f} {r['hd95_mm']:7.2f} "
               f"{'yes' if r['success'] else 'no':>3s} {float(r['seconds']):5.1f}")
 
+# %% ../nbs/12_cli.ipynb #1b849aba
 def cmd_evaluate(args):
     "Perturb the intraoperative cloud N times (seeded), register each, and summarize RR, RRE, RTE, CD, HD95, flips."
     from neuralbonereg_nb.data import read_points
@@ -155,6 +162,7 @@ def cmd_evaluate(args):
     _print_runs(recs)
     print(format_summary(summarize(recs)))
 
+# %% ../nbs/12_cli.ipynb #686e82ff
 def cmd_demo(args):
     "The main job on the embedded default: a real CT bone, a simulated US sweep, fit (cached), register, report."
     from neuralbonereg_nb.data import load_bone
@@ -178,7 +186,7 @@ def cmd_demo(args):
     print(f"report={report}")
     print(line)
 
-
+# %% ../nbs/12_cli.ipynb #3da9cfe8
 def cmd_benchmark(args):
     "Cases of a suite × seeded runs × methods: the table (Markdown), per-task CSV, optional HTML plots (`10_benchmark`)."
     from neuralbonereg_nb.benchmark import suite_cases, run_benchmark, benchmark_table, format_table, write_csv, plot_benchmark
@@ -284,6 +292,7 @@ def build_parser()->argparse.ArgumentParser:
     u.set_defaults(func=cmd_reconstruct_us)
     return p
 
+# %% ../nbs/12_cli.ipynb #5ace8a0a
 def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
         )->int: # exit status
     "Console script `neuralbonereg`: errors are printed as one clear line, exit status 2."

@@ -55,6 +55,7 @@ def clean_mesh(mesh:o3d.geometry.TriangleMesh, # a triangle mesh, mm
     mesh.remove_degenerate_triangles(); mesh.remove_unreferenced_vertices()
     return mesh
 
+# %% ../nbs/01_data.ipynb #3526bcfc
 def check_mesh(mesh:o3d.geometry.TriangleMesh, # a triangle mesh
                name:str='mesh', # for the message
                min_vertices:int=4, # fewest vertices accepted
@@ -71,6 +72,7 @@ def check_mesh(mesh:o3d.geometry.TriangleMesh, # a triangle mesh
     check_extent_mm(V, name)
     return mesh
 
+# %% ../nbs/01_data.ipynb #5c654859
 def read_mesh(path, # a mesh file: .stl .ply .obj .off .gltf .glb, in mm
               min_vertices:int=4, # fewest vertices accepted
              )->o3d.geometry.TriangleMesh: # cleaned mesh (vertices merged), mm, the file's frame
@@ -85,9 +87,11 @@ def read_mesh(path, # a mesh file: .stl .ply .obj .off .gltf .glb, in mm
         raise ValueError(f"{path.name} could not be parsed as a {path.suffix} mesh; is the file corrupt or mislabelled?")
     return check_mesh(clean_mesh(mesh), path.name, min_vertices)
 
+# %% ../nbs/01_data.ipynb #4696576e
 def _is_csv(path:Path)->bool:
     with open(path, 'r', errors='replace') as f: return ',' in f.read(1000)
 
+# %% ../nbs/01_data.ipynb #9daeb27c
 def read_points(path, # a point file: .xyz/.xyzn/.pts/.txt (columns x y z [...]), .ply, .pcd, .npy; in mm
                 min_points:int=1, # fewest points accepted
                )->np.ndarray: # (N, 3) float64 points, mm, the file's frame
@@ -131,6 +135,7 @@ def sample_surface(mesh:o3d.geometry.TriangleMesh, # triangle mesh, mm
     pts = a[fi] + u[:, None] * (b - a)[fi] + v[:, None] * (c - a)[fi]
     return pts, cr[fi] / np.maximum(area[fi], 1e-30)[:, None]
 
+# %% ../nbs/01_data.ipynb #f5b9f409
 def surface_distance(mesh:o3d.geometry.TriangleMesh, # triangle mesh, mm
                      points, # (N, 3) query points, mm, the mesh's frame
                     )->np.ndarray: # (N,) unsigned distance to the surface, mm
@@ -155,6 +160,7 @@ EMBEDDED_BONES = {
     'tibia_surface':    ('gias3/examples/data/tibia_surface.stl', 'stl'),  # a proximal tibia, 134 mm
 }
 
+# %% ../nbs/01_data.ipynb #31089ad5
 def parse_vrml(text:str, # VRML 2.0 text
               )->list[tuple[np.ndarray, np.ndarray]]: # one (vertices (V, 3), triangles (F, 3)) pair per IndexedFaceSet
     "The `IndexedFaceSet` parts of a VRML 2.0 file: `#` comments stripped, polygons fan-triangulated. Raises `ValueError` if none."
@@ -198,12 +204,14 @@ def fetch_gias3_wheel(download:bool=True, # False: only use a wheel already in t
         raise ValueError(f"{whl.name} has the wrong sha256 (moved to {bad.name}); download it again with:\n    {cmd}")
     return whl
 
+# %% ../nbs/01_data.ipynb #d206b767
 def _save_mesh(mesh:o3d.geometry.TriangleMesh, path:Path):
     "Write a mesh to the cache atomically (`files.write_atomic`)."
     def write(tmp):
         if not o3d.io.write_triangle_mesh(str(tmp), mesh): raise OSError(f"could not write {tmp}")
     write_atomic(path, write)
 
+# %% ../nbs/01_data.ipynb #55bcaaf8
 def _gias3_part(zf:zipfile.ZipFile, member:str, pick:str)->o3d.geometry.TriangleMesh:
     if pick == 'stl':
         with tempfile.TemporaryDirectory() as t:
@@ -216,6 +224,7 @@ def _gias3_part(zf:zipfile.ZipFile, member:str, pick:str)->o3d.geometry.Triangle
         V, F = parts[order[{'x_min': 0, 'x_mid': 1, 'x_max': 2}[pick]]]
     return _as_mesh(V, F)
 
+# %% ../nbs/01_data.ipynb #2fbc76e6
 def load_bone(name:str='tibia', # one of EMBEDDED_BONES: tibia, fibula, hemipelvis_left, hemipelvis_right, sacrum, tibia_surface
               download:bool=True, # allow fetching the gias3.examples wheel from PyPI
              )->o3d.geometry.TriangleMesh: # cleaned triangle mesh, mm, the CT frame of its subject
@@ -246,6 +255,7 @@ class Case:
         pre = f"mesh {len(self.mesh.vertices)} vertices" if self.mesh is not None else f"cloud {len(self.preop_points)} points"
         return f"Case({self.name!r}: preop {pre}; intraop {len(self.points)} points; T_gt {'identity' if np.allclose(self.T_gt, np.eye(4)) else 'given'})"
 
+# %% ../nbs/01_data.ipynb #c3c896a9
 REAL_CASES = ('ultrabones_fibula',)
 
 def load_case(name:str='ultrabones_fibula', # one of REAL_CASES
@@ -257,6 +267,7 @@ def load_case(name:str='ultrabones_fibula', # one of REAL_CASES
                 meta=dict(source='UltraBones100k example record (luohwu/UltraBones100k)', anatomy='fibula',
                           intraop='tracked ultrasound, bone surface extracted per image column', folder=str(d)))
 
+# %% ../nbs/01_data.ipynb #aeb52199
 SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS = (2, 3, 4, 5, 6), ('L1', 'L2', 'L3', 'L4', 'L5')
 
 def load_vertebra(specimen:int=2, # SpineDepth specimen: 2–6
@@ -292,6 +303,7 @@ class CaseRef:
         return Case(self.name, read_mesh(self.preop_path), read_points(self.intraop_path, min_points=50), np.eye(4),
                     meta=dict(dataset=self.dataset, specimen=self.specimen, anatomy=self.anatomy))
 
+# %% ../nbs/01_data.ipynb #986a3bde
 def scan_dataset(root, # the data set folder holding preoperative/ and intraoperative/ (e.g. data/UltraBones100k)
                  dataset:str|None=None, # UltraBones100k, UltraBonesHip or SpineDepth; None → the folder's name
                 )->list[CaseRef]: # the cases, sorted by name
@@ -320,6 +332,7 @@ def mesh_hash(mesh:o3d.geometry.TriangleMesh, # triangle mesh
     "Content hash of a mesh's geometry (for cache keys; the file name plays no part)."
     return content_hash(np.asarray(mesh.vertices), np.asarray(mesh.triangles))
 
+# %% ../nbs/01_data.ipynb #4fb0473e
 def fibonacci_sphere(n:int, # number of directions
                     )->np.ndarray: # (n, 3) unit vectors, nearly uniform on the sphere
     "Fibonacci-lattice directions on the unit sphere."
@@ -327,6 +340,7 @@ def fibonacci_sphere(n:int, # number of directions
     z = 1 - 2 * i / n; r = np.sqrt(1 - z * z); phi = np.pi * (1 + 5 ** 0.5) * i
     return np.stack([r * np.cos(phi), r * np.sin(phi), z], 1)
 
+# %% ../nbs/01_data.ipynb #5a94b698
 def extract_outer_surface(mesh:o3d.geometry.TriangleMesh, # CT bone mesh, mm
                           n_views:int=128, # viewpoints on a Fibonacci sphere (see explanations/official_code#sec-outer-surface)
                           resolution:int=384, # rays per side of each view's pinhole grid
@@ -363,6 +377,7 @@ def _ply_has_faces(path:Path)->bool:
     m = re.search(rb'element face (\d+)', head)
     return bool(m and int(m.group(1)) > 0)
 
+# %% ../nbs/01_data.ipynb #53984d5a
 def read_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path to a mesh or a cloud, mm
                min_points:int=51, # fewest points accepted for a cloud
               )->o3d.geometry.TriangleMesh|np.ndarray: # a checked mesh, or (N, 3) checked points, mm
@@ -379,6 +394,7 @@ def read_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path t
     check_extent_mm(pts, 'preoperative points')
     return pts
 
+# %% ../nbs/01_data.ipynb #7f2c42b4
 def preop_surface(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path to a mesh or cloud, mm
                   n_surface:int=40_000, # surface samples (a mesh is sampled; a larger cloud is subsampled)
                   outer_surface:bool=True, # sample the outer surface of a mesh only (`extract_outer_surface`)
@@ -391,4 +407,3 @@ def preop_surface(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a pat
         surf = extract_outer_surface(preop) if outer_surface else preop
         return sample_surface(surf, n_surface, seed=seed)[0], mesh_hash(preop), preop
     return preop[subset_indices(len(preop), n_surface, seed)], content_hash(preop), None
-

@@ -118,10 +118,12 @@ class ExactDistanceField(DistanceField):
         d, i = self.tree.query(x)
         return d * self.normalization.scale_mm, (x - self._pn[i]) / np.maximum(d, 1e-12)[:, None]
 
+# %% ../nbs/03a_fields.ipynb #69b3291c
 def _fast_tree(points:np.ndarray)->cKDTree:
     "A KD-tree tuned for many queries far from a long, thin surface (sliding midpoint, leaves of 128)."
     return cKDTree(np.asarray(points, np.float64), leafsize=128, balanced_tree=False, compact_nodes=False)
 
+# %% ../nbs/03a_fields.ipynb #ed6c3f72
 def exact_field(preop:DistanceField, # its surface_points_mm and normalization are used
                )->ExactDistanceField: # the exact KD-tree distance in the same frame
     "`ExactDistanceField` of a field's surface samples, in its frame, with a KD-tree tuned for far queries (same distances)."

@@ -53,6 +53,7 @@ def check_extent_mm(points, # (N, 3) points, supposedly mm
                          f"(µm or 0.1 mm?) or crop the cloud to the bone.")
     return ext
 
+# %% ../nbs/00_frames.ipynb #a0bfc505
 MIN_POINTS = 50 # fewest intraoperative points a registration accepts
 
 def check_cloud(points_mm, # (N, 3) intraoperative points, mm
@@ -127,6 +128,7 @@ def make_transform(R=None, # (3, 3) rotation matrix (identity if None)
     if t is not None: T[:3, 3] = t
     return T
 
+# %% ../nbs/00_frames.ipynb #ba3f5cf5
 def invert_transform(T, # (..., 4, 4) rigid transform(s)
                     )->np.ndarray: # (..., 4, 4) inverse: [Rᵀ | -Rᵀ t]
     "Invert rigid transforms exactly (no general matrix inverse)."
@@ -137,12 +139,14 @@ def invert_transform(T, # (..., 4, 4) rigid transform(s)
     Ti[..., 3, 3] = 1
     return Ti
 
+# %% ../nbs/00_frames.ipynb #a04b0a73
 def compose(*Ts)->np.ndarray: # (4, 4): compose(A, B, C) = A @ B @ C, so C acts first
     "Compose rigid transforms right to left."
     out = np.eye(4)
     for T in Ts: out = out @ np.asarray(T, dtype=np.float64)
     return out
 
+# %% ../nbs/00_frames.ipynb #214fdd7e
 def apply_transform(T, # (4, 4) rigid transform
                     points, # (N, 3) points in T's source frame
                    )->np.ndarray: # (N, 3) points in T's target frame
@@ -158,6 +162,7 @@ def quat_standardize(q, # (..., 4) quaternions, w first
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)
     return np.where(q[..., :1] < 0, -q, q)
 
+# %% ../nbs/00_frames.ipynb #41182e6a
 def quat_to_matrix(q, # (..., 4) quaternions (w, x, y, z), not necessarily unit
                   )->np.ndarray: # (..., 3, 3) rotation matrices
     "Rotation matrices from w-first quaternions, with s = 2/|q|² (pytorch3d formula; see explanations/official_code#sec-heads)."
@@ -169,6 +174,7 @@ def quat_to_matrix(q, # (..., 4) quaternions (w, x, y, z), not necessarily unit
                   s*(x*z - y*w),     s*(y*z + x*w),     1 - s*(x*x + y*y)], -1)
     return R.reshape(q.shape[:-1] + (3, 3))
 
+# %% ../nbs/00_frames.ipynb #0b5aafe8
 def matrix_to_quat(R, # (..., 3, 3) rotation matrices
                   )->np.ndarray: # (..., 4) unit quaternions (w, x, y, z) with w ≥ 0
     "W-first quaternions from rotation matrices (Shepperd's method: the best-conditioned of four candidates)."
@@ -185,6 +191,7 @@ def matrix_to_quat(R, # (..., 3, 3) rotation matrices
     q = np.take_along_axis(cands, best[..., None, None], -2)[..., 0, :]
     return quat_standardize(q)
 
+# %% ../nbs/00_frames.ipynb #da601964
 def quat_multiply(a, # (..., 4) quaternions, w first
                   b, # (..., 4) quaternions, w first
                  )->np.ndarray: # (..., 4) the Hamilton product a ⊗ b (b acts first)
@@ -230,6 +237,7 @@ def quat_multiply_t(a:torch.Tensor, # (..., 4) quaternions (w, x, y, z)
                         aw*by - ax*bz + ay*bw + az*bx,
                         aw*bz + ax*by - ay*bx + az*bw], -1)
 
+# %% ../nbs/00_frames.ipynb #9dd435d0
 def quat_standardize_t(q:torch.Tensor, # (..., 4) quaternions (w, x, y, z)
                        normalize:bool=True, # also scale to unit length
                       )->torch.Tensor: # (..., 4) with w ≥ 0
@@ -237,6 +245,7 @@ def quat_standardize_t(q:torch.Tensor, # (..., 4) quaternions (w, x, y, z)
     if normalize: q = q / q.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return torch.where(q[..., :1] < 0, -q, q)
 
+# %% ../nbs/00_frames.ipynb #b8a61428
 def quat_to_matrix_t(q:torch.Tensor, # (..., 4) quaternions (w, x, y, z), not necessarily unit
                     )->torch.Tensor: # (..., 3, 3) rotation matrices
     "Rotation matrices from w-first quaternions with s = 2/|q|² (pytorch3d formula; see explanations/official_code#sec-heads), in torch."

@@ -14,7 +14,7 @@ from .frames import (check_points, invert_transform, compose, apply_transform, r
 from .data import sample_surface
 
 # %% auto #0
-__all__ = ['RTE_MAX_MM', 'RRE_MAX_DEG', 'FLIP_MIN_DEG', 'check_transform', 'rte_mm', 'rre_deg', 'directed_distances_mm',
+__all__ = ['RTE_MAX_MM', 'RRE_MAX_DEG', 'FLIP_MIN_DEG', 'check_transform', 'rre_deg', 'rte_mm', 'directed_distances_mm',
            'cd_hd95_mm', 'chamfer_mm', 'hd95_mm', 'filtered_target', 'is_success', 'registration_recall', 'flip_count',
            'evaluate_registration', 'summarize', 'format_summary', 'tre_mm', 'rmse_mm', 'run_rng', 'perturbation_runs',
            'evaluation_sample', 'evaluate']
@@ -36,18 +36,7 @@ def check_transform(T, # (..., 4, 4) rigid transform(s)
                          f"A transform between normalized and mm frames carries a scale: convert with frames.Normalization.transform_to_mm.")
     return T
 
-def rte_mm(T_est, # (..., 4, 4) estimated transform, mm
-           T_gt, # (..., 4, 4) ground-truth transform, mm
-           center_mm=None, # (3,) point (source frame, mm) where the error is measured; None → the origin: ‖t_est − t_gt‖
-          )->np.ndarray|float: # (...,) relative translation error, mm
-    "Relative translation error ‖T_est c − T_gt c‖ at a point c (the origin by default: ‖t_est − t_gt‖), mm (see explanations/official_code#sec-metrics). Raises `ValueError`."
-    Te, Tg = check_transform(T_est, 'T_est'), check_transform(T_gt, 'T_gt')
-    c = np.zeros(3) if center_mm is None else np.asarray(center_mm, dtype=np.float64).reshape(3)
-    # T c = R c + t: at c = 0 this is ‖t_est − t_gt‖
-    d = (Te[..., :3, :3] - Tg[..., :3, :3]) @ c + Te[..., :3, 3] - Tg[..., :3, 3]
-    out = np.linalg.norm(d, axis=-1)
-    return float(out) if out.ndim == 0 else out
-
+# %% ../nbs/08_metrics.ipynb #c43e1a29
 def rre_deg(T_est, # (..., 4, 4) estimated transform, or (..., 3, 3) rotation
             T_gt, # (..., 4, 4) ground-truth transform, or (..., 3, 3) rotation
            )->np.ndarray|float: # (...,) relative rotation error, degrees in [0, 180]
@@ -61,6 +50,19 @@ def _rotations(T, name:str)->np.ndarray:
     if T.ndim >= 2 and T.shape[-2:] == (3, 3):
         H = np.zeros(T.shape[:-2] + (4, 4)); H[..., :3, :3] = T; H[..., 3, 3] = 1; T = H
     return check_transform(T, name)[..., :3, :3]
+
+# %% ../nbs/08_metrics.ipynb #0dbc790d
+def rte_mm(T_est, # (..., 4, 4) estimated transform, mm
+           T_gt, # (..., 4, 4) ground-truth transform, mm
+           center_mm=None, # (3,) point (source frame, mm) where the error is measured; None → the origin: ‖t_est − t_gt‖
+          )->np.ndarray|float: # (...,) relative translation error, mm
+    "Relative translation error ‖T_est c − T_gt c‖ at a point c (the origin by default: ‖t_est − t_gt‖), mm (see explanations/official_code#sec-metrics). Raises `ValueError`."
+    Te, Tg = check_transform(T_est, 'T_est'), check_transform(T_gt, 'T_gt')
+    c = np.zeros(3) if center_mm is None else np.asarray(center_mm, dtype=np.float64).reshape(3)
+    # T c = R c + t: at c = 0 this is ‖t_est − t_gt‖
+    d = (Te[..., :3, :3] - Tg[..., :3, :3]) @ c + Te[..., :3, 3] - Tg[..., :3, 3]
+    out = np.linalg.norm(d, axis=-1)
+    return float(out) if out.ndim == 0 else out
 
 # %% ../nbs/08_metrics.ipynb #f99e7d60
 def directed_distances_mm(X, # (N, 3) points, mm
@@ -77,6 +79,7 @@ def cd_hd95_mm(X, # (N, 3) points, mm (e.g. the registered intraop cloud)
     dxy, dyx = directed_distances_mm(X, Y), directed_distances_mm(Y, X)
     return 0.5 * (dxy.mean() + dyx.mean()), 0.5 * (np.percentile(dxy, 95) + np.percentile(dyx, 95))
 
+# %% ../nbs/08_metrics.ipynb #d97c799a
 def chamfer_mm(X, # (N, 3) points, mm
                Y, # (M, 3) points, mm, same frame
               )->float: # ½ [mean_x min_y ‖x − y‖ + mean_y min_x ‖x − y‖], mm
@@ -118,6 +121,7 @@ def is_success(rte, # (R,) or scalar RTE, mm
     "Per-run success: RTE < 4 mm and RRE < 5° (strict; see explanations/official_code#sec-metrics)."
     return (np.asarray(rte, dtype=np.float64) < rte_max_mm) & (np.asarray(rre, dtype=np.float64) < rre_max_deg)
 
+# %% ../nbs/08_metrics.ipynb #bcc4ea4d
 def registration_recall(rte, # (R,) RTE per run, mm
                         rre, # (R,) RRE per run, degrees
                         rte_max_mm:float=RTE_MAX_MM, # success needs RTE < this
@@ -129,6 +133,7 @@ def registration_recall(rte, # (R,) RTE per run, mm
         raise ValueError(f"rte and rre need the same non-zero length, got {rte.shape} and {rre.shape}.")
     return float(is_success(rte, rre, rte_max_mm, rre_max_deg).mean())
 
+# %% ../nbs/08_metrics.ipynb #b89493cb
 def flip_count(rre, # (R,) RRE per run, degrees
                flip_min_deg:float=FLIP_MIN_DEG, # a flip has RRE > this
               )->int: # number of flipped runs
@@ -152,6 +157,7 @@ def evaluate_registration(T_est, # (4, 4) estimate: intraop (as given to the met
     return dict(rte_mm=rte, rre_deg=rre, cd_mm=float(cd), hd95_mm=float(hd),
                 success=bool(is_success(rte, rre, rte_max_mm, rre_max_deg)), flip=bool(rre > flip_min_deg))
 
+# %% ../nbs/08_metrics.ipynb #70776b73
 def summarize(records, # list of dicts from `evaluate_registration` / `evaluate` (optionally with 'seconds')
               rte_max_mm:float=RTE_MAX_MM, # success needs RTE < this
               rre_max_deg:float=RRE_MAX_DEG, # and RRE < this
@@ -170,6 +176,7 @@ def summarize(records, # list of dicts from `evaluate_registration` / `evaluate`
                 flips=flip_count(rre, flip_min_deg), n=len(records),
                 seconds_median=float(np.median(sec)) if np.isfinite(sec).any() else float('nan'))
 
+# %% ../nbs/08_metrics.ipynb #44e3914e
 def format_summary(summary:dict, # from `summarize`
                   )->str: # one line: RR=… RRE_median=… RTE_median=… CD_mean=… HD95_mean=… flips=… seconds_median=…
     "The summary as one log line."
@@ -224,6 +231,7 @@ def _unpack_result(out, wall_s:float)->tuple[np.ndarray, float]:
     if hasattr(out, 'T'): return out.T, float(out.seconds['total']) if isinstance(getattr(out, 'seconds', None), dict) else wall_s
     return np.asarray(out), wall_s
 
+# %% ../nbs/08_metrics.ipynb #1faf0933
 def evaluation_sample(preop, # o3d.geometry.TriangleMesh (mm), or (M, 3) preoperative surface points, mm
                       n_points:int=40_000, # sample size (`point_cloud_size` of the official configs, see explanations/official_code#sec-data)
                       seed:int=0, # sampling seed
@@ -234,6 +242,7 @@ def evaluation_sample(preop, # o3d.geometry.TriangleMesh (mm), or (M, 3) preoper
     if len(pts) <= n_points: return pts
     return pts[np.sort(np.random.default_rng(seed).choice(len(pts), int(n_points), replace=False))]
 
+# %% ../nbs/08_metrics.ipynb #ce6293ab
 def evaluate(register_fn:Callable, # points_pert (N, 3) mm → (T_est (4, 4) perturbed intraop mm → preop mm, seconds)
              preop, # o3d.geometry.TriangleMesh, or (M, 3) preoperative surface points; preop frame, mm
              intraop_points_mm, # (N, 3) intraoperative cloud, intraop frame, mm

@@ -24,6 +24,7 @@ def _kabsch(X:np.ndarray, Y:np.ndarray)->np.ndarray:
     R = Vt.T @ D @ U.T
     return make_transform(R, my - R @ mx)
 
+# %% ../nbs/06a_polish.ipynb #18691890
 def icp_point_to_point(source_mm, # (N, 3) intraoperative points, mm
                        target_tree:cKDTree, # KD-tree of the preoperative surface points, mm
                        T0, # (4, 4) initial transform source → target, mm
@@ -94,6 +95,7 @@ def score_mm(field, # a DistanceField (`03a_fields`): `udf` in mm
     d = torch.as_tensor(field.udf(X_mm), dtype=torch.float64)[None]  # (1, M) mm
     return float(aggregate(d, mode, trim_keep)[0])
 
+# %% ../nbs/06a_polish.ipynb #e890ca71
 def registration_score_mm(field, # a DistanceField: `udf` in mm
                           points_mm, # (N, 3) intraoperative cloud, intraop frame, mm
                           T, # (4, 4) intraop mm → preop mm
@@ -106,6 +108,7 @@ def registration_score_mm(field, # a DistanceField: `udf` in mm
     X = apply_transform(np.asarray(T, np.float64), pts[subset_indices(len(pts), n_points, np.random.default_rng(seed))])
     return score_mm(field, X, 'trimmed', trim_keep)
 
+# %% ../nbs/06a_polish.ipynb #05fe8d4a
 def verdict(score:float, # the registration score, mm
             poor_score_mm:float=POOR_SCORE_MM, # above this the result is flagged poor, mm
             mode:str='trimmed', # the score's aggregation, for the message
@@ -138,6 +141,7 @@ def plane_stage(field, # a DistanceField (its `surface_cloud`)
     s2 = score_fn(T2)
     return (T2, s2) if s2 <= score + 0.05 * abs(score) else (T, score)
 
+# %% ../nbs/06a_polish.ipynb #147fd97a
 def polish_pose(field, # a DistanceField: its surface samples (ICP) and `udf` (scores), mm
                 points_mm, # (N, 3) intraoperative cloud, intraop frame, mm (already checked)
                 T0, # (4, 4) pose to refine, intraop mm → preop mm

@@ -59,6 +59,7 @@ class RegistrationConfig:
         check_nonnegative(self, 'top_k', 'plane_icp_mm')  # plane_icp_mm = 0 turns the point-to-plane stage off
         check_fraction(self, 'trim_keep', closed=True)
 
+# %% ../nbs/07_register.ipynb #f65fc1fc
 REGISTRATION_PRESETS = PresetTable('registration', RegistrationConfig,
     paper=RegistrationConfig(n_heads=2000, n_points=3000, n_coarse=512, top_k=64, steps=1000, trim_keep=0.7),
     fast_cpu=RegistrationConfig(),
@@ -118,6 +119,7 @@ class Search:
     history:dict # per step: loss_mm, best_mm (best head of the step), best_so_far_mm
     snapshots:list # dicts step, q (H, 4), t (H, 3), scores_mm (H,) at the asked steps
 
+# %% ../nbs/07_register.ipynb #f9356a42
 def search(field:DistanceField, # the preoperative field, on P's device
            P:torch.Tensor, # (N, 3) the centred intraoperative cloud, normalized units (see explanations/official_code#sec-centring)
            cfg:RegistrationConfig, # n_heads … lr, score_mode, trim_keep, amp
@@ -162,6 +164,7 @@ def _distinct_modes(Ts:np.ndarray, order, center_mm:np.ndarray, sep_deg:float, s
         if far: kept.append(int(i))
     return kept
 
+# %% ../nbs/07_register.ipynb #c2c77a56
 @dataclass
 class Candidates:
     "The re-scored candidates (`rescore`)."
@@ -170,6 +173,7 @@ class Candidates:
     modes:list # indices of the distinct modes, best first
     subset:np.ndarray # (M,) the cloud indices they were scored on
 
+# %% ../nbs/07_register.ipynb #02dc9766
 def rescore(field:DistanceField, # the preoperative field
             P:torch.Tensor, # (N, 3) the centred intraoperative cloud, normalized units
             s:Search, # from `search`
@@ -244,6 +248,7 @@ def run_registration(field:DistanceField, # the preoperative field
     poor, msg = verdict(score, cfg.poor_score_mm, cfg.score_mode, runner)
     return Registration(T, float(score), poor, msg, runner, sec, cfg, T_raw, s.history, s.snapshots)
 
+# %% ../nbs/07_register.ipynb #a589806a
 def register(field:DistanceField, # the preoperative bone: a PreopModel (NeuralUDF), ExactDistanceField or GridDistanceField
              points_mm, # (N, 3) intraoperative cloud, intraop frame, mm (N ≥ 50)
              config:str|RegistrationConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a RegistrationConfig

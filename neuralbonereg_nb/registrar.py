@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Callable
+from fastcore.basics import patch
 import numpy as np
 from .frames import check_cloud
 from .presets import PresetTable, PRESET_NAMES, check_positive, check_fraction, check_choice
@@ -60,39 +61,43 @@ class Registrar:
 
     def __repr__(self): return f"{type(self).__name__}(name={self.name!r}, preset={self.preset!r}, deterministic={self.deterministic})"
 
-    def register(self,
-                 field:DistanceField, # the preoperative bone (preop frame, mm)
-                 points_mm, # (N, 3) intraoperative cloud, intraop frame, mm (N ≥ 50)
-                 seed:int=0, # seeds every random choice of the method
-                )->Registration: # T intraop mm → preop mm, score_mm, poor, message, seconds, config
-        "Check the cloud once, register it, and score and flag the result. Raises `ValueError` for bad input (`frames.check_cloud`)."
-        pts = check_cloud(points_mm)
-        if not isinstance(field, DistanceField):
-            raise ValueError(f"the preoperative bone must be a DistanceField (udf.fit_preop, fields.ExactDistanceField), got {type(field).__name__}.")
-        sec = dict(preop=0.0); t0 = time.perf_counter()
-        out = self._register(field, pts, int(seed), sec)
-        if isinstance(out, Registration):  # NeuralReg scores and judges its own result
-            out.seconds['preop'] = sec['preop']; return out
-        T, T_raw, extra = out
-        t1, c = time.perf_counter(), self.config
-        score = registration_score_mm(field, pts, T, c.score_points, c.trim_keep, int(seed))
-        sec['score'] = time.perf_counter() - t1
-        sec['total'] = time.perf_counter() - t0 - sec['preop']
-        poor, msg = verdict(score, c.poor_score_mm)
-        return Registration(np.asarray(T, np.float64), score, poor, msg, extra.get('runner_ups', []), sec, c,
-                            None if T_raw is None else np.asarray(T_raw, np.float64), extra.get('history', {}))
-
     def _register(self, field:DistanceField, pts:np.ndarray, seed:int, sec:dict):
         "A `Registration`, or (T (4, 4), T before the polish or None, dict with optional runner_ups and history); add stage seconds to sec."
         raise NotImplementedError
 
-    def _polish(self, field:DistanceField, pts:np.ndarray, T0:np.ndarray, seed:int, sec:dict)->np.ndarray:
-        "The configured `polish.polish_pose`, timed as sec['polish'] (its preoperative part as sec['preop'])."
-        c = self.config
-        t0 = time.perf_counter()
-        T, dt = polish_pose(field, pts, T0, c.polish, c.icp_thresholds_mm, c.icp_iters, c.plane_icp_mm, c.plane_icp_iters, c.polish_points, seed)
-        sec['preop'] += dt; sec['polish'] = time.perf_counter() - t0 - dt
-        return T
+# %% ../nbs/09_registrar.ipynb #e266b314
+@patch
+def register(self:Registrar,
+             field:DistanceField, # the preoperative bone (preop frame, mm)
+             points_mm, # (N, 3) intraoperative cloud, intraop frame, mm (N ≥ 50)
+             seed:int=0, # seeds every random choice of the method
+            )->Registration: # T intraop mm → preop mm, score_mm, poor, message, seconds, config
+    "Check the cloud once, register it, and score and flag the result. Raises `ValueError` for bad input (`frames.check_cloud`)."
+    pts = check_cloud(points_mm)
+    if not isinstance(field, DistanceField):
+        raise ValueError(f"the preoperative bone must be a DistanceField (udf.fit_preop, fields.ExactDistanceField), got {type(field).__name__}.")
+    sec = dict(preop=0.0); t0 = time.perf_counter()
+    out = self._register(field, pts, int(seed), sec)
+    if isinstance(out, Registration):  # NeuralReg scores and judges its own result
+        out.seconds['preop'] = sec['preop']; return out
+    T, T_raw, extra = out
+    t1, c = time.perf_counter(), self.config
+    score = registration_score_mm(field, pts, T, c.score_points, c.trim_keep, int(seed))
+    sec['score'] = time.perf_counter() - t1
+    sec['total'] = time.perf_counter() - t0 - sec['preop']
+    poor, msg = verdict(score, c.poor_score_mm)
+    return Registration(np.asarray(T, np.float64), score, poor, msg, extra.get('runner_ups', []), sec, c,
+                        None if T_raw is None else np.asarray(T_raw, np.float64), extra.get('history', {}))
+
+# %% ../nbs/09_registrar.ipynb #ec27624a
+@patch
+def _polish(self:Registrar, field:DistanceField, pts:np.ndarray, T0:np.ndarray, seed:int, sec:dict)->np.ndarray:
+    "The configured `polish.polish_pose`, timed as sec['polish'] (its preoperative part as sec['preop'])."
+    c = self.config
+    t0 = time.perf_counter()
+    T, dt = polish_pose(field, pts, T0, c.polish, c.icp_thresholds_mm, c.icp_iters, c.plane_icp_mm, c.plane_icp_iters, c.polish_points, seed)
+    sec['preop'] += dt; sec['polish'] = time.perf_counter() - t0 - dt
+    return T
 
 # %% ../nbs/09_registrar.ipynb #de3f3bd5
 def _error_message(fn:Callable, *args)->str|None:
@@ -101,6 +106,7 @@ def _error_message(fn:Callable, *args)->str|None:
     except ValueError as e: return str(e)
     return None
 
+# %% ../nbs/09_registrar.ipynb #bfab76a1
 def check_registrar(registrar, # a Registrar (or any object with name, preset, deterministic and register)
                     field, # a DistanceField: the preoperative bone
                     points_mm, # (N, 3) a valid intraoperative cloud, mm (N ≥ 50)
@@ -132,6 +138,7 @@ def check_registrar(registrar, # a Registrar (or any object with name, preset, d
         assert got == want, f"{name}: {what} must raise ValueError({want!r}), got {got!r}."
     return r
 
+# %% ../nbs/09_registrar.ipynb #76e2b1f4
 def conformance_report(registrar, # a Registrar
                        field, # a DistanceField
                        points_mm, # (N, 3) intraoperative cloud, mm

@@ -155,6 +155,7 @@ def _scene(*meshes)->tuple:
     ids = [scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(m)) for m in meshes]
     return scene, ids
 
+# %% ../nbs/02_simulate.ipynb #c53276d5
 def _fill_nan(X:np.ndarray)->np.ndarray:
     "Linear interpolation over the rows of X (F, k) that contain NaN (nearest value past the ends)."
     ok = np.isfinite(X).all(1)
@@ -163,6 +164,7 @@ def _fill_nan(X:np.ndarray)->np.ndarray:
     i = np.arange(len(X))
     return np.stack([np.interp(i, i[ok], X[ok, k]) for k in range(X.shape[1])], 1)
 
+# %% ../nbs/02_simulate.ipynb #844a1d11
 def sweep_path(mesh, # o3d.geometry.TriangleMesh, preoperative bone surface, mm
                config:USSweepConfig=USSweepConfig(), # sweep geometry
               )->np.ndarray: # (F, 4, 4) nominal probe → world poses, mm (x lateral, y elevation, z beam)
@@ -231,6 +233,7 @@ def _jitter(rng, F:int, sigma_mm:float, sigma_deg:float)->np.ndarray:
     D[:, :3, 3] = rng.normal(0, sigma_mm, (F, 3))
     return D
 
+# %% ../nbs/02_simulate.ipynb #6b5850d6
 def simulate_us_sweep(mesh, # o3d.geometry.TriangleMesh, preoperative bone surface, world (CT) frame, mm
                       config:USSweepConfig=USSweepConfig(), # probe, path, echo physics and noise
                       seed:int=0, # for np.random.default_rng: noise, dropouts, echoes, jitter
@@ -300,6 +303,7 @@ def _probe_quads(sweep:USSweep, frames)->go.Mesh3d:
     return go.Mesh3d(x=V[:, 0], y=V[:, 1], z=V[:, 2], i=I[:, 0], j=I[:, 1], k=I[:, 2], color='#1f77b4',
                      opacity=0.25, name='image planes', showlegend=True, hoverinfo='skip')
 
+# %% ../nbs/02_simulate.ipynb #78531c83
 def plot_sweep(sweep:USSweep, # a simulated sweep (world frame, mm)
                mesh=None, # optional preoperative mesh (grey), mm
                every:int|None=None, # draw every `every`-th image plane; None → about 8 planes

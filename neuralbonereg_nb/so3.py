@@ -27,6 +27,7 @@ def _check_quats(q, name:str='quaternions')->np.ndarray:
         raise ValueError(f"{name} contain NaN/inf or zero-length rows; drop them before measuring angles.")
     return q / n[..., None]
 
+# %% ../nbs/04_so3.ipynb #9d326902
 def quat_angle_deg(q1, # (..., 4) quaternions (w, x, y, z), any norm and sign
                    q2, # (..., 4) quaternions, broadcast against q1
                   )->np.ndarray: # (...,) geodesic rotation angle between them, degrees in [0, 180]
@@ -36,6 +37,7 @@ def quat_angle_deg(q1, # (..., 4) quaternions (w, x, y, z), any norm and sign
     # θ = 2 arccos⟨a, b⟩ = 4 atan2(‖a − b‖, ‖a + b‖), accurate at small angles
     return np.degrees(4 * np.arctan2(np.linalg.norm(a - b, axis=-1), np.linalg.norm(a + b, axis=-1)))
 
+# %% ../nbs/04_so3.ipynb #14674293
 def quat_to_rotvec(q, # (..., 4) quaternions (w, x, y, z), any norm and sign
                   )->np.ndarray: # (..., 3) rotation vectors axis·angle, radians, angle in [0, π]
     "Rotation vectors (axis × angle in radians) of w-first quaternions; the sign is fixed to w ≥ 0 first. Raises `ValueError`."
@@ -81,6 +83,7 @@ def _fps_numpy(qT:np.ndarray, n:int, start:int, block:int=65536)->np.ndarray:
             np.abs(a, out=a); np.maximum(sim[s:e], a, out=sim[s:e])
     return idx
 
+# %% ../nbs/04_so3.ipynb #273fc823
 def _fps_torch(qT:torch.Tensor, n:int, start:int)->np.ndarray:
     "FPS on a (4, M) float32 pool with torch, on the pool's device."
     idx = torch.empty(n, dtype=torch.long, device=qT.device); idx[0] = start
@@ -90,6 +93,7 @@ def _fps_torch(qT:torch.Tensor, n:int, start:int)->np.ndarray:
         torch.maximum(sim, (qT[:, j] @ qT).abs_(), out=sim)  # (M,)
     return idx.cpu().numpy()
 
+# %% ../nbs/04_so3.ipynb #039e23f1
 def farthest_point_indices(pool, # (M, 4) unit quaternions (w, x, y, z), any sign; np.ndarray or torch.Tensor
                            n:int, # number to select, H ≤ M
                            start:int=0, # index of the first pick (official: 0)
@@ -116,6 +120,7 @@ def fps_cache_path(n:int, # number of rotations H
     "Where `fps_rotations` caches its result: `cache_dir('so3_fps')/fps_H{n}_M{pool_size}_seed{seed}.npy`."
     return cache_dir('so3_fps') / f'fps_H{int(n)}_M{int(pool_size)}_seed{int(seed)}.npy'
 
+# %% ../nbs/04_so3.ipynb #cc12c0c8
 def _load_valid(path:Path, n:int)->np.ndarray|None:
     "The cached (n, 4) quaternions if the file is readable and valid, else None."
     try: q = np.load(path, allow_pickle=False)
@@ -124,6 +129,7 @@ def _load_valid(path:Path, n:int)->np.ndarray|None:
     if not np.allclose(np.linalg.norm(q, axis=1), 1, atol=1e-6) or (q[:, 0] < 0).any(): return None
     return q.astype(np.float64)
 
+# %% ../nbs/04_so3.ipynb #a19de5c0
 def fps_rotations(n:int, # number of rotations H
                   pool_size:int|None=None, # pool size M; None → official max(20,000, 1,000·min(H, 20,000))
                   seed:int=FPS_SEED, # pool seed (official 2025)
@@ -182,6 +188,7 @@ def _ball_wireframe(radius:float, n_circles:int=6, n_pts:int=73)->list[go.Scatte
     return [go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode='lines', line=dict(color='lightgrey', width=2),
                          name=f'|angle| = {radius:g}', hoverinfo='skip', showlegend=True)]
 
+# %% ../nbs/04_so3.ipynb #9495c448
 def plot_hypotheses(quats, # (H, 4) quaternions (w, x, y, z)
                     scores=None, # (H,) one score per rotation (e.g. a head's UDF score, mm); None → one colour
                     max_points:int=3000, # seeded random subset above this many

@@ -57,6 +57,7 @@ class UDFConfig:
         "A short hash of the settings, for cache keys and checkpoint checks."
         return content_hash(json.dumps(asdict(self), sort_keys=True))[:16]
 
+# %% ../nbs/03_udf.ipynb #89688b54
 UDF_PRESETS = PresetTable('the NeuralUDF fit', UDFConfig,
     paper=UDFConfig(),
     fast_cpu=UDFConfig(iterations=1_500, warmup=150, band_weight=1.0),
@@ -93,6 +94,7 @@ class UDFNet(nn.Module):
         for layer in self.layers[:-1]: x = torch.relu(layer(x))
         return self.layers[-1](x).abs().squeeze(-1)
 
+# %% ../nbs/03_udf.ipynb #a7d008c0
 def fold_weight_norm(net:UDFNet)->UDFNet:
     "Replace weight-normalized layers by plain ones computing the same function (in place)."
     for layer in net.layers:
@@ -147,6 +149,7 @@ class NearestSurface:
         idx = torch.cat([torch.cdist(c, self.P).argmin(1) for c in q.detach().split(self.chunk)])
         return self.P[idx]
 
+# %% ../nbs/03_udf.ipynb #90820411
 def projection_loss(net:nn.Module, # the UDF network
                     q:torch.Tensor, # (B, 3) queries, normalized frame
                     nearest:NearestSurface, # nearest point of P
@@ -176,6 +179,7 @@ def lr_factor(it:int, # iteration
     if it < config.warmup: return (it + 1) / config.warmup
     return 0.5 * (1 + math.cos(math.pi * min(1.0, (it - config.warmup) / max(1, config.iterations - config.warmup))))
 
+# %% ../nbs/03_udf.ipynb #235dd15e
 def train_udf(points_norm, # (N, 3) surface samples P, normalized frame
               config:UDFConfig=UDFConfig(), # the settings (udf_config('fast_cpu') on CPU)
               device:str|None=None, # 'cuda' or 'cpu'; None → CUDA when present
@@ -331,6 +335,7 @@ def udf_accuracy(field, # a PreopModel or ExactDistanceField (has .udf and .udf_
                 surface_mean_mm=float(field.udf(S).mean()), normal_angle_median_deg=float(np.median(ang)),
                 normal_angle_p95_deg=float(np.percentile(ang, 95)), band_errors_mm=err[band], far_errors_mm=err[far])
 
+# %% ../nbs/03_udf.ipynb #b913afac
 def accuracy_line(acc:dict, # from udf_accuracy
                   fit_seconds:float|None=None, # prepended when given
                  )->str: # 'fit_seconds=… udf_median_mm=… udf_p95_mm=… surface_mean_mm=…' (band ≤ 10 mm)
@@ -347,6 +352,7 @@ def _grid(field, res:int, margin_mm:float):
     X = np.stack(np.meshgrid(*axes, indexing='ij'), -1)
     return axes, step, field.udf(X.reshape(-1, 3)).reshape(X.shape[:3])
 
+# %% ../nbs/03_udf.ipynb #e3b883d2
 def plot_udf_isosurface(field, # a PreopModel or ExactDistanceField
                         levels_mm=(2.0, 8.0), # isosurface levels, mm
                         mesh=None, # optional bone mesh drawn inside, mm
@@ -367,6 +373,7 @@ def plot_udf_isosurface(field, # a PreopModel or ExactDistanceField
         plot_mesh(m, fig, name=f'UDF = {lv:g} mm', color=colors[i % 4], opacity=0.25, max_faces=1500)
     return fig.update_layout(title=title)
 
+# %% ../nbs/03_udf.ipynb #20a06852
 def plot_udf_slice(field, # a PreopModel or ExactDistanceField
                    axis:int=0, # the slice is normal to this axis (0 = x, 1 = y, 2 = z)
                    offset_mm:float|None=None, # slice position along the axis, mm; None → the bbox centre
@@ -392,6 +399,7 @@ def plot_udf_slice(field, # a PreopModel or ExactDistanceField
     return fig.update_layout(title=title, xaxis_title=f'{names[a]} (mm)', yaxis_title=f'{names[b]} (mm)',
                              yaxis=dict(scaleanchor='x'), margin=dict(l=0, r=0, t=30 if title else 0, b=0))
 
+# %% ../nbs/03_udf.ipynb #0085c3e5
 def plot_error_histogram(acc:dict, # from udf_accuracy
                          max_mm:float=4.0, # histogram range, mm
                          title:str|None=None, # figure title

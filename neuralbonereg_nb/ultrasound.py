@@ -53,6 +53,7 @@ def pose_matrices(xyz_mm, # (F, 3) marker positions, mm
     T[:, :3, 3] = xyz
     return T
 
+# %% ../nbs/01a_ultrasound.ipynb #e348fb18
 @dataclass(repr=False)
 class SweepPoses:
     "The poses of a tracked sweep, one per CSV row."
@@ -62,6 +63,7 @@ class SweepPoses:
     def __len__(self): return len(self.timestamps)
     def __repr__(self): return f'SweepPoses({len(self)} frames, {np.median(self.spacing_mm):.5f} mm/px)'
 
+# %% ../nbs/01a_ultrasound.ipynb #a3869a95
 def read_poses(path, # CSV file: timestamp, space_factor, x, y, z, euler_x, euler_y, euler_z; header line optional
               )->SweepPoses:
     "Read a tracked sweep's poses (UltraBones100k `sweep_initial.csv` layout). Raises FileNotFoundError, or ValueError for a malformed file."
@@ -97,6 +99,7 @@ def check_frame(frame, # (H, W) B-mode frame, float intensities in [0, 1]
     if F.min() < 0 or F.max() > 1: raise ValueError(f'{name} intensities span {F.min():g}–{F.max():g}, expected [0, 1]: divide by 255 for 8-bit data')
     return F.astype(np.float32, copy=False)
 
+# %% ../nbs/01a_ultrasound.ipynb #1935c7a5
 def read_frame(path, # a B-mode image file (PNG): 8-bit or 16-bit grey, or colour (converted to grey)
               )->np.ndarray: # (H, W) float32 intensities in [0, 1]
     "Read one B-mode frame as float intensities in [0, 1]. Raises FileNotFoundError, or ValueError for an unsupported image mode."
@@ -132,6 +135,7 @@ class TrackedSweep:
         return (f'TrackedSweep({len(self)} frames matched to {self.n_pose_rows} pose rows, '
                 f'{np.median(self.spacing_mm):.5f} mm/px)')
 
+# %% ../nbs/01a_ultrasound.ipynb #291ebd14
 def read_sweep(record_dir, # record folder: UltrasoundImages/<timestamp>.png and a pose CSV
                poses=None, # the pose CSV; None → the first of POSE_FILES inside record_dir
                calibration:ProbeCalibration=ULTRABONES_CALIBRATION, # probe calibration (image plane → marker)
@@ -206,6 +210,7 @@ def _window_mean(C, # (H+1, W) cumulative sums of the frame along rows, with a z
     n = b - a
     return (C[b] - C[a]) / np.maximum(n, 1)[:, None], n
 
+# %% ../nbs/01a_ultrasound.ipynb #73e3c756
 def _running_nanmedian(x, # (W,) values, NaN where missing
                        k:int, # window size (odd)
                       )->np.ndarray: # (W,) median of the non-missing values within ±k//2
@@ -215,6 +220,7 @@ def _running_nanmedian(x, # (W,) values, NaN where missing
         warnings.simplefilter('ignore', RuntimeWarning)                          # all-NaN windows → NaN
         return np.nanmedian(win, axis=1)
 
+# %% ../nbs/01a_ultrasound.ipynb #323ea72d
 @dataclass
 class ShadowRidgeDetector:
     "Classical bone-surface detector (our stand-in for the learned segmenter of the official pipeline, explanations/official_code#sec-intraop): per column the strongest bright ridge over an acoustic shadow, then lateral continuity. A Segmenter. Raises ValueError for invalid parameters."
@@ -357,6 +363,7 @@ class CleanConfig:
         if self.dbscan_min_points < 1 or self.sor_neighbors < 1 or not self.sor_std_ratio > 0:
             raise ValueError('dbscan_min_points and sor_neighbors must be >= 1 and sor_std_ratio > 0: e.g. 10, 20, 2.0')
 
+# %% ../nbs/01a_ultrasound.ipynb #11edb049
 CLEAN_ULTRABONES100K = CleanConfig(dbscan_eps_mm=2.0, keep='largest', sor_std_ratio=2.0, max_points=200_000)
 CLEAN_ULTRABONESHIP_FEMUR = CleanConfig(dbscan_eps_mm=1.5, keep='major', sor_std_ratio=1.5)
 
@@ -400,6 +407,7 @@ class USReconstruction:
         return (f'USReconstruction({len(self):,} points from {self.frames_used} frames '
                 f'({(self.counts > 0).sum()} with bone; {len(self.raw_points):,} before cleaning), {self.seconds:.1f} s)')
 
+# %% ../nbs/01a_ultrasound.ipynb #0504267b
 def reconstruct_sweep(record, # a record folder (UltrasoundImages/*.png + pose CSV) or a TrackedSweep
                       segmenter:Segmenter|None=None, # frame → bone-surface mask; None → ShadowRidgeDetector()
                       clean:CleanConfig|None=CLEAN_ULTRABONESHIP_FEMUR, # cloud cleaning; None: keep the raw cloud

@@ -35,6 +35,7 @@ def _spec(a:np.ndarray)->dict:
     if a.ndim > 1: d['shape'] = ', '.join(map(str, a.shape))
     return d
 
+# %% ../nbs/00c_viz.ipynb #24f868e6
 def _array(v, min_size:int)->np.ndarray|None:
     "`v` as a numeric array (numpy, a typed-array spec or a long numeric list) of at least `min_size` values, else None."
     if isinstance(v, dict) and v.get('dtype') in _DTYPES and 'bdata' in v:
@@ -45,6 +46,7 @@ def _array(v, min_size:int)->np.ndarray|None:
         except ValueError: return None
     return v if isinstance(v, np.ndarray) and v.dtype.kind in 'iuf' and v.size >= min_size else None
 
+# %% ../nbs/00c_viz.ipynb #d58f25fc
 def _pack(a:np.ndarray, tol:float):
     "Shortest JSON form of `a`: the smallest int type if integral, else the least of float64, float32 (if close enough), a list."
     fin = np.isfinite(a) if a.dtype.kind == 'f' else np.ones(a.shape, bool)
@@ -58,6 +60,7 @@ def _pack(a:np.ndarray, tol:float):
         forms.append(_spec(a32))
     return min(forms, key=lambda f: len(json.dumps(f, separators=(',', ':'))))
 
+# %% ../nbs/00c_viz.ipynb #73cb9890
 def _compact(o, min_size:int, tol:float):
     "`o` (trace or list of traces) with its numeric arrays packed."
     if isinstance(o, dict):
@@ -149,12 +152,14 @@ def _mesh_arrays(mesh, max_faces:int):
         return _mesh_arrays(m, max_faces)
     return V, F
 
+# %% ../nbs/00c_viz.ipynb #df168a08
 def _layout(fig:go.Figure, title:str|None=None)->go.Figure:
     fig.update_layout(scene=dict(aspectmode='data', xaxis_title='x (mm)', yaxis_title='y (mm)', zaxis_title='z (mm)'),
                       margin=dict(l=0, r=0, t=30 if title else 0, b=0), title=title,
                       legend=dict(x=0, y=1, bgcolor='rgba(255,255,255,0.6)'))
     return fig
 
+# %% ../nbs/00c_viz.ipynb #12941bcc
 def plot_mesh(mesh, # o3d.geometry.TriangleMesh or a (vertices (V, 3), triangles (F, 3)) pair, mm
               fig:go.Figure|None=None, # add to this figure; a new one if None
               name:str='preoperative', # legend name
@@ -172,6 +177,7 @@ def plot_mesh(mesh, # o3d.geometry.TriangleMesh or a (vertices (V, 3), triangles
                             lighting=dict(ambient=0.5, diffuse=0.8, specular=0.2), hoverinfo='skip'))
     return _layout(fig, title)
 
+# %% ../nbs/00c_viz.ipynb #ae0a94dc
 def plot_points(points, # (N, 3) points, mm
                 fig:go.Figure|None=None, # add to this figure; a new one if None
                 name:str='intraoperative', # legend name
@@ -197,6 +203,7 @@ def plot_points(points, # (N, 3) points, mm
     fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode='markers', marker=marker, name=name))
     return _layout(fig, title)
 
+# %% ../nbs/00c_viz.ipynb #80a8fcf8
 def plot_distances(points, # (N, 3) points, mm
                    distances_mm, # (N,) each point's distance to the preoperative surface, mm
                    mesh=None, # optional preoperative mesh drawn underneath
