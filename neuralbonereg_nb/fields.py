@@ -15,7 +15,7 @@ from .frames import Normalization, check_points
 from .data import preop_surface
 
 # %% auto #0
-__all__ = ['DistanceField', 'ExactDistanceField', 'exact_field', 'GridDistanceField']
+__all__ = ['DistanceField', 'check_field', 'ExactDistanceField', 'exact_field', 'GridDistanceField']
 
 # %% ../nbs/03a_fields.ipynb #d1f850db
 class DistanceField:
@@ -55,6 +55,14 @@ class DistanceField:
         with torch.enable_grad():
             d = self.field_norm(x); g = torch.autograd.grad(d.sum(), x)[0]
         return d.detach().cpu().double().numpy() * self.normalization.scale_mm, g.cpu().double().numpy()
+
+# %% ../nbs/03a_fields.ipynb #7b5a3c85
+def check_field(field, # what was passed as the preoperative bone
+               )->DistanceField: # the same object
+    "Refuse anything that is not a `DistanceField`, with the way to get one. Raises `ValueError`."
+    if not isinstance(field, DistanceField):
+        raise ValueError(f"the preoperative bone must be a DistanceField (udf.fit_preop, fields.ExactDistanceField), got {type(field).__name__}.")
+    return field
 
 # %% ../nbs/03a_fields.ipynb #4453a9dc
 @patch

@@ -63,7 +63,9 @@ def icp_point_to_plane(source_mm, # (N, 3) intraoperative points, mm
 # %% ../nbs/06a_polish.ipynb #1f86e161
 ICP_KINDS = ('point_to_point', 'point_to_plane')
 
-def o3d_cloud(points_mm:np.ndarray)->o3d.geometry.PointCloud:
+def o3d_cloud(points_mm, # (N, 3) points, mm (any frame)
+             )->o3d.geometry.PointCloud: # the same points as an Open3D cloud (float64, no normals)
+    "Points as an Open3D point cloud, for Open3D's registration pipelines."
     return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points_mm, np.float64)))
 
 def o3d_icp(source:o3d.geometry.PointCloud, # intraoperative points, mm

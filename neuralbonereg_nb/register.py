@@ -14,7 +14,7 @@ from .frames import (check_cloud, apply_transform, quat_to_matrix, matrix_to_qua
 from .presets import PresetTable, check_positive, check_nonnegative, check_fraction, check_choice
 from .loss import coarse_to_fine, head_scores, SCORE_MODES, TRIM_KEEP
 from .polish import icp_point_to_point, plane_stage, score_mm, verdict, POOR_SCORE_MM
-from .fields import DistanceField
+from .fields import DistanceField, check_field
 from .neuralreg import NeuralReg, INITS
 from .so3 import plot_hypotheses, quat_to_rotvec
 from .viz import downsample
@@ -260,8 +260,7 @@ def register(field:DistanceField, # the preoperative bone: a PreopModel (NeuralU
     "Register an intraoperative cloud to the preoperative bone with NeuralReg (see explanations/official_code#sec-heads), re-scored and polished (ours, see explanations/official_code#sec-tracking). Raises `ValueError` for bad input."
     cfg = registration_config(config, **overrides)
     pts = check_cloud(points_mm)
-    if not isinstance(field, DistanceField):
-        raise ValueError(f"the preoperative bone must be a DistanceField (udf.fit_preop, fields.ExactDistanceField), got {type(field).__name__}.")
+    check_field(field)
     return run_registration(field, pts, cfg, seed, device, snapshot_steps)
 
 # %% ../nbs/07_register.ipynb #199321ba

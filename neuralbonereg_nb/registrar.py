@@ -13,7 +13,7 @@ from .frames import check_cloud
 from .presets import PresetTable, PRESET_NAMES, check_positive, check_fraction, check_choice
 from .loss import TRIM_KEEP
 from .polish import SCORE_POINTS, POOR_SCORE_MM, POLISH_MODES, registration_score_mm, verdict, polish_pose
-from .fields import DistanceField
+from .fields import DistanceField, check_field
 from .metrics import check_transform, rre_deg, rte_mm
 from .register import Registration
 
@@ -74,8 +74,7 @@ def register(self:Registrar,
             )->Registration: # T intraop mm → preop mm, score_mm, poor, message, seconds, config
     "Check the cloud once, register it, and score and flag the result. Raises `ValueError` for bad input (`frames.check_cloud`)."
     pts = check_cloud(points_mm)
-    if not isinstance(field, DistanceField):
-        raise ValueError(f"the preoperative bone must be a DistanceField (udf.fit_preop, fields.ExactDistanceField), got {type(field).__name__}.")
+    check_field(field)
     sec = dict(preop=0.0); t0 = time.perf_counter()
     out = self._register(field, pts, int(seed), sec)
     if isinstance(out, Registration):  # NeuralReg scores and judges its own result
