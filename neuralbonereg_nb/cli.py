@@ -271,7 +271,7 @@ def build_parser()->argparse.ArgumentParser:
     k = sub.add_parser('benchmark', help='cases of a suite × seeded runs × methods: RR, RRE, RTE, CD, HD95, flips, s/call side by side')
     k.add_argument('--suite', default='real', choices=('real', 'embedded', 'spine'), help='real: the CT-US fibula; embedded: gias3 bones with simulated sweeps; spine: 25 vertebrae with simulated RGB-D views')
     k.add_argument('--methods', default='neuralbonereg,neuralbonereg_official,fpfh_ransac_icp,fgr_icp,pca_icp,icp',
-                   help='comma-separated registrar names (09_baselines); the first one is summarized on the last line')
+                   help='comma-separated registrar names (09c_baselines); the first one is summarized on the last line')
     k.add_argument('--limit', type=int, default=None, help='only the first N cases of the suite')
     k.add_argument('--workers', type=int, default=1, help='processes (each runs with one thread)')
     k.add_argument('--out', help='per-task results, .csv')
