@@ -2,8 +2,7 @@
 `test` preset through check_registrar."""
 import numpy as np
 import pytest
-from neuralbonereg_nb.data import load_bone
-from neuralbonereg_nb.fields import ExactDistanceField, GridDistanceField
+from neuralbonereg_nb.fields import GridDistanceField
 from neuralbonereg_nb.udf import fit_preop
 from neuralbonereg_nb.frames import random_perturbation, apply_transform, invert_transform, check_cloud
 from neuralbonereg_nb.metrics import rre_deg, rte_mm, evaluate
@@ -16,11 +15,9 @@ from neuralbonereg_nb.baselines import METHODS, make_registrar
 
 
 @pytest.fixture(scope='module')
-def tibia():
-    mesh = load_bone('tibia')
-    field = ExactDistanceField(mesh, n_samples=20_000)
-    surf = field.surface_points_mm
-    cloud = surf[np.abs(surf[:, 2] - np.median(surf[:, 2])) < 60][::2]  # a partial cloud, preop frame, mm
+def tibia(tibia_field, partial_cloud):
+    mesh, field = tibia_field
+    cloud = partial_cloud(field, 60)
     T_pert = random_perturbation(2, 'uniform', center_mm=cloud.mean(0))
     return mesh, field, apply_transform(T_pert, cloud), invert_transform(T_pert)
 

@@ -1,8 +1,6 @@
 """register(): bad input, the poor flag, determinism and the result's contract, as a user meets them."""
 import numpy as np
 import pytest
-from neuralbonereg_nb.data import load_bone
-from neuralbonereg_nb.fields import ExactDistanceField
 from neuralbonereg_nb.udf import fit_preop
 from neuralbonereg_nb.frames import random_perturbation, apply_transform, invert_transform
 from neuralbonereg_nb.metrics import rre_deg, rte_mm, evaluate
@@ -10,12 +8,9 @@ from neuralbonereg_nb.register import register, registration_config, Registratio
 
 
 @pytest.fixture(scope='module')
-def tibia():
-    mesh = load_bone('tibia')
-    field = ExactDistanceField(mesh, n_samples=20_000)
-    surf = field.surface_points_mm
-    cloud = surf[np.abs(surf[:, 2] - np.median(surf[:, 2])) < 50][::2]  # a partial cloud, preop frame, mm
-    return mesh, field, cloud
+def tibia(tibia_field, partial_cloud):
+    mesh, field = tibia_field
+    return mesh, field, partial_cloud(field, 50)
 
 
 def test_bad_clouds_are_clear_errors(tibia):
