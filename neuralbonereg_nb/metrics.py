@@ -10,7 +10,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 import open3d as o3d
 from .frames import (check_points, invert_transform, compose, apply_transform, rotation_angle_deg,
-                                     random_perturbation, PROTOCOLS)
+                                     random_perturbation, subset_indices, PROTOCOLS)
 from .data import sample_surface
 
 # %% auto #0
@@ -239,8 +239,7 @@ def evaluation_sample(preop, # o3d.geometry.TriangleMesh (mm), or (M, 3) preoper
     "The seeded preoperative evaluation sample: area-uniform on a mesh, or a random subset of a cloud."
     if isinstance(preop, o3d.geometry.TriangleMesh): return sample_surface(preop, int(n_points), seed=seed)[0]
     pts = check_points(preop, 'preop points')
-    if len(pts) <= n_points: return pts
-    return pts[np.sort(np.random.default_rng(seed).choice(len(pts), int(n_points), replace=False))]
+    return pts[subset_indices(len(pts), n_points, seed)]
 
 # %% ../nbs/08_metrics.ipynb #ce6293ab
 def evaluate(register_fn:Callable, # points_pert (N, 3) mm → (T_est (4, 4) perturbed intraop mm → preop mm, seconds)

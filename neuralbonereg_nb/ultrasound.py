@@ -15,7 +15,7 @@ from PIL import Image
 from scipy.ndimage import binary_closing, find_objects, gaussian_filter, label
 from scipy.spatial.transform import Rotation
 from skimage.morphology import skeletonize
-from .frames import check_points, make_transform
+from .frames import check_points, make_transform, subset_indices
 from .viz import INTRAOP_COLOR, plot_mesh, plot_points
 
 # %% auto #0
@@ -372,9 +372,7 @@ def clean_cloud(points, # (N, 3) reconstructed points, mm (any frame)
                )->np.ndarray: # (K,) sorted indices of the kept points
     "Clean a reconstructed cloud: random cap, DBSCAN keeping the largest/major clusters, SOR (Open3D; see explanations/official_code#sec-intraop). Raises ValueError for bad points."
     P = check_points(points, 'reconstructed points')
-    idx = np.arange(len(P))
-    if config.max_points is not None and len(P) > config.max_points:
-        idx = np.sort(np.random.default_rng(config.seed).choice(len(P), config.max_points, replace=False))
+    idx = np.arange(len(P)) if config.max_points is None else subset_indices(len(P), config.max_points, config.seed)
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(P[idx]))
     if config.keep != 'all':
         lab = np.asarray(pc.cluster_dbscan(config.dbscan_eps_mm, config.dbscan_min_points))   # (n,) −1 = noise

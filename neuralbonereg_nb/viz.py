@@ -11,6 +11,7 @@ import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs_version
 import open3d as o3d
+from .frames import subset_indices, pick_device
 
 # %% auto #0
 __all__ = ['PREOP_COLOR', 'INTRAOP_COLOR', 'DISTANCE_COLORSCALE', 'PLOTLY_CDN_URL', 'compact_figure', 'figure_html',
@@ -125,10 +126,7 @@ def notebook_setup(renderer:str|None=None, # Plotly renderer; None → 'neuralbo
                   )->str: # 'cuda' when a GPU is present, else 'cpu'
     "Set the Plotly renderer for notebooks (each figure stored once, plotly.js from a CDN) and pick the torch device."
     pio.renderers.default = renderer or 'neuralbonereg'
-    try:
-        import torch
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    except ImportError: return 'cpu'
+    return pick_device().type
 
 # %% ../nbs/00c_viz.ipynb #e0c8e0af
 def downsample(points, # (N, 3) points (any frame)
@@ -136,9 +134,7 @@ def downsample(points, # (N, 3) points (any frame)
                seed:int=0, # for the random subset
               )->np.ndarray: # (min(N, max_points),) sorted indices of the kept points
     "Indices of a seeded random subset of at most `max_points` points (for light figures)."
-    n = len(points)
-    if n <= max_points: return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    return subset_indices(len(points), max_points, seed)
 
 # %% ../nbs/00c_viz.ipynb #281c0d11
 def _mesh_arrays(mesh, max_faces:int):
