@@ -4,7 +4,7 @@
 
 # %% ../nbs/00a_files.ipynb #e6f21623
 from __future__ import annotations
-import dataclasses, hashlib, json, os
+import hashlib, os
 from pathlib import Path
 import numpy as np
 
