@@ -15,7 +15,7 @@ from .frames import Normalization, check_points
 from .data import preop_surface
 
 # %% auto #0
-__all__ = ['DistanceField', 'check_field', 'ExactDistanceField', 'exact_field', 'GridDistanceField']
+__all__ = ['GRID_VALUES', 'DistanceField', 'check_field', 'ExactDistanceField', 'exact_field', 'GridDistanceField']
 
 # %% ../nbs/03a_fields.ipynb #d1f850db
 class DistanceField:
@@ -140,35 +140,43 @@ def exact_field(preop:DistanceField, # its surface_points_mm and normalization a
     return f
 
 # %% ../nbs/03a_fields.ipynb #cbe3b1ac
+GRID_VALUES = ('exact', 'field') # what a grid node holds: the exact distance to the surface samples, or the field's own value
+
 class GridDistanceField(DistanceField):
-    "Exact distances to the surface samples on a res³ grid over the normalized cube, read by trilinear interpolation (the grid volume of the paper ablations, see explanations/official_code#sec-ablations)."
+    "Distances on a res³ grid over the normalized cube, read by trilinear interpolation: exact distances to the surface samples (the grid volume of the paper ablations, see explanations/official_code#sec-ablations) or the values of another field (e.g. the NeuralUDF, for a fast search)."
     def __init__(self,
-                 preop:DistanceField, # its normalization and surface_points_mm are used
+                 preop:DistanceField, # its normalization and surface_points_mm are used (and its values for values='field')
                  res:int=128, # nodes per axis (the paper: 512)
                  half_width:float=0.625, # the grid covers [-a, a]³ in the normalized frame
                  device:str|torch.device='cpu', # where the volume lives
+                 values:str='exact', # 'exact': KD-tree distance to the surface samples; 'field': preop.field_norm at the nodes
                 ):
         if int(res) < 2: raise ValueError(f"res must be ≥ 2, got {res}.")
         if not half_width > 0: raise ValueError(f"half_width must be > 0, got {half_width}.")
+        if values not in GRID_VALUES: raise ValueError(f"values must be one of {GRID_VALUES}, got {values!r}.")
         t0 = time.perf_counter()
         self.normalization = preop.normalization
         self.surface_points_mm = np.asarray(preop.surface_points_mm, np.float64)
         self.source_hash = getattr(preop, 'source_hash', None)
-        self.res, self.half_width = int(res), float(half_width)
+        self.res, self.half_width, self.values = int(res), float(half_width), values
         self.voxel_mm = 2 * self.half_width / (self.res - 1) * float(self.normalization.scale_mm)
-        tree = _fast_tree(self.normalization.to_norm(self.surface_points_mm))
+        if values == 'exact': tree = _fast_tree(self.normalization.to_norm(self.surface_points_mm))
         ax = np.linspace(-self.half_width, self.half_width, self.res)  # (res,) node coordinates
         X, Y = np.meshgrid(ax, ax, indexing='ij')
         vol = np.empty((self.res,) * 3, np.float32)  # vol[i, j, k] at (ax[i], ax[j], ax[k]), normalized units
         for k, z in enumerate(ax):  # one z-slab at a time: bounded memory
-            q = np.column_stack([X.ravel(), Y.ravel(), np.full(X.size, z)])
-            vol[:, :, k] = tree.query(q, workers=-1)[0].reshape(self.res, self.res)
+            q = np.column_stack([X.ravel(), Y.ravel(), np.full(X.size, z)])  # (res², 3)
+            if values == 'exact': d = tree.query(q, workers=-1)[0]
+            else:
+                with torch.no_grad(): d = preop.field_norm(torch.tensor(q, dtype=torch.float32, device=preop.device)).cpu().numpy()
+            vol[:, :, k] = d.reshape(self.res, self.res)
         # grid_sample indexes its input (N, C, D, H, W) with grid[..., 0] = x along W, y along H, z along D
         self.vol = torch.from_numpy(np.ascontiguousarray(vol.transpose(2, 1, 0)))[None, None].to(device)  # (1, 1, z, y, x)
         self.build_seconds = time.perf_counter() - t0
 
     def __repr__(self):
-        return f"GridDistanceField({self.res}³ over ±{self.half_width} (normalized), {self.voxel_mm:.2f} mm voxels, built in {self.build_seconds:.1f} s)"
+        return (f"GridDistanceField({self.res}³ {self.values} values over ±{self.half_width} (normalized), {self.voxel_mm:.2f} mm voxels, "
+                f"built in {self.build_seconds:.1f} s)")
 
     udf_chunk = 1 << 18 # points per lookup in `udf`
 
