@@ -10,14 +10,15 @@ from .metrics import RTE_MAX_MM, RRE_MAX_DEG
 from .registrar import Registrar
 from .baselines_classic import PCAICP, CentroidICP, FPFHRansacICP, FGRICP, FPFHRansacICPPlane, PCAICPPlane
 from .baselines_udf import (UDFLBFGS, UDFDifferentialEvolution, GridNeuralReg, ExactNeuralReg,
-                                            NeuralBoneRegOfficial, NeuralBoneReg)
+                                            NeuralBoneRegOfficial, NeuralBoneReg, NeuralBoneRegMLP)
 
 # %% auto #0
 __all__ = ['METHODS', 'make_registrar', 'plot_method_errors']
 
 # %% ../nbs/09c_baselines.ipynb #15c4bbaa
 METHODS = {c.name: c for c in (PCAICP, CentroidICP, FPFHRansacICP, FGRICP, UDFLBFGS, UDFDifferentialEvolution,
-                               GridNeuralReg, ExactNeuralReg, NeuralBoneRegOfficial, NeuralBoneReg, FPFHRansacICPPlane, PCAICPPlane)}
+                               GridNeuralReg, ExactNeuralReg, NeuralBoneRegOfficial, NeuralBoneReg, FPFHRansacICPPlane, PCAICPPlane,
+                               NeuralBoneRegMLP)}
 
 def make_registrar(name:str, # a key of METHODS
                    preset:str='fast_cpu', # 'test', 'fast_cpu' or 'paper'

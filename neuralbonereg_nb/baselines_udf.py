@@ -21,7 +21,8 @@ from .registrar import Registrar, PolishedConfig
 
 # %% auto #0
 __all__ = ['OFFICIAL', 'UDFObjective', 'LBFGSConfig', 'UDFLBFGS', 'DEConfig', 'UDFDifferentialEvolution', 'NeuralRegConfig',
-           'GridConfig', 'GridNeuralReg', 'ExactNeuralReg', 'NeuralBoneRegOfficial', 'NeuralBoneReg']
+           'GridConfig', 'GridNeuralReg', 'ExactNeuralReg', 'NeuralBoneRegOfficial', 'NeuralBoneReg',
+           'NeuralBoneRegMLP']
 
 # %% ../nbs/09b_udf_methods.ipynb #4e65850d
 class UDFObjective:
@@ -180,7 +181,7 @@ class GridNeuralReg(_NeuralRegBase):
     "`register.run_registration` on a `GridDistanceField` (PyTorch `grid_sample`) of the surface samples instead of the NeuralUDF (the paper's grid-volume ablation, see explanations/official_code#sec-ablations)."
     name = 'grid_neuralreg'
     Config = GridConfig
-    PRESETS = _neuralreg_presets('grid_neuralreg', GridConfig, dict(test=dict(grid_res=48), paper=dict(grid_res=512)))
+    PRESETS = _neuralreg_presets('grid_neuralreg', GridConfig, dict(test=dict(grid_res=48), paper=dict(grid_res=512)), search_grid=0)
     def _field(self, field, sec):
         c = self.config
         g, dt = field.cached(('grid', c.grid_res, c.grid_half_width), lambda: GridDistanceField(field, c.grid_res, c.grid_half_width))
@@ -191,16 +192,16 @@ class GridNeuralReg(_NeuralRegBase):
 class ExactNeuralReg(_NeuralRegBase):
     "`register.run_registration` on `fields.ExactDistanceField` of the surface samples (the exact distance: the field's upper bound)."
     name = 'exact_neuralreg'
-    PRESETS = _neuralreg_presets('exact_neuralreg')
+    PRESETS = _neuralreg_presets('exact_neuralreg', search_grid=0)  # the search reads the exact field itself
     def _field(self, field, sec):
         f, dt = field.cached('exact', lambda: exact_field(field)); sec['preop'] += dt
         return f
 
 # %% ../nbs/09b_udf_methods.ipynb #3113533a
-OFFICIAL = dict(init='official', official_only=True, score_mode='trimmed', trim_keep=0.7)  # see explanations/official_code#sec-heads, #sec-loss and #sec-datasets
+OFFICIAL = dict(init='official', official_only=True, score_mode='trimmed', trim_keep=0.7, search_grid=0, halving_steps=())  # see explanations/official_code#sec-heads, #sec-loss and #sec-datasets
 
 class NeuralBoneRegOfficial(_NeuralRegBase):
-    "`register.run_registration` with `init='official', official_only=True, score_mode='trimmed', trim_keep=0.7`: the official settings at the preset's size (see explanations/official_code#sec-heads)."
+    "`register.run_registration` with `init='official', official_only=True, score_mode='trimmed', trim_keep=0.7`, the MLP at every step and every head to the end: the official settings at the preset's size (see explanations/official_code#sec-heads)."
     name = 'neuralbonereg_official'
     PRESETS = _neuralreg_presets('neuralbonereg_official', **OFFICIAL)
 
@@ -209,3 +210,10 @@ class NeuralBoneReg(_NeuralRegBase):
     "Ours: `register.run_registration(field, points, preset, seed)` (`07_register`)."
     name = 'neuralbonereg'
     PRESETS = _neuralreg_presets('neuralbonereg')
+
+# %% ../nbs/09b_udf_methods.ipynb #296cb8dc
+class NeuralBoneRegMLP(_NeuralRegBase):
+    "Ours as it was before the grid search: `register`'s `fast_cpu_mlp` preset at `fast_cpu` (the NeuralUDF at every step, every head to the end); `test` and `paper` as ours."
+    name = 'neuralbonereg_mlp'
+    PRESETS = PresetTable('neuralbonereg_mlp', NeuralRegConfig,
+                          **{p: NeuralRegConfig(REGISTRATION_PRESETS['fast_cpu_mlp' if p == 'fast_cpu' else p]) for p in PRESET_NAMES})

@@ -14,14 +14,15 @@ from .frames import (check_cloud, apply_transform, quat_to_matrix, matrix_to_qua
 from .presets import PresetTable, check_positive, check_nonnegative, check_fraction, check_choice
 from .loss import coarse_to_fine, head_scores, SCORE_MODES, TRIM_KEEP
 from .polish import icp_point_to_point, plane_stage, score_mm, verdict, POOR_SCORE_MM
-from .fields import DistanceField, check_field
+from .fields import DistanceField, GridDistanceField, check_field
 from .neuralreg import NeuralReg, INITS
 from .so3 import plot_hypotheses, quat_to_rotvec
 from .viz import downsample
 
 # %% auto #0
 __all__ = ['REGISTRATION_PRESETS', 'RegistrationConfig', 'registration_config', 'pose_to_transform', 'Registration', 'Search',
-           'search', 'Candidates', 'rescore', 'polish_modes', 'run_registration', 'register', 'plot_search']
+           'search', 'search_field', 'Candidates', 'rescore', 'polish_modes', 'run_registration', 'register',
+           'plot_search']
 
 # %% ../nbs/07_register.ipynb #1c071698
 @dataclass(frozen=True)
@@ -39,6 +40,8 @@ class RegistrationConfig:
     lr:float = 1e-3 # Adam learning rate (official 1e-3)
     score_mode:str = 'trimmed' # aggregation (see explanations/official_code#sec-scores)
     trim_keep:float = TRIM_KEEP # for 'trimmed': 0.8 (official UltraBones100k 0.7)
+    search_grid:int = 0 # > 0: the search reads a search_grid³ grid of the field's own values instead of the field (ours); 0: the field
+    halving_steps:tuple = () # successive halving (ours): at each of these steps the worse half of the searching heads stops
     amp:bool = True # float16 autocast for the optimization, on CUDA only (official); never on CPU
     n_candidates:int = 64 # heads re-scored on the whole cloud at the end, each at its best step (ours, see explanations/official_code#sec-tracking)
     rescore_points:int = 5000 # whole cloud, capped at this many points (seeded subset), float32
@@ -58,15 +61,18 @@ class RegistrationConfig:
         check_positive(self, 'n_heads', 'n_points', 'n_coarse', 'steps', 'n_candidates', 'rescore_points', 'icp_points', 'n_polish', 'lr')
         check_nonnegative(self, 'top_k', 'plane_icp_mm')  # plane_icp_mm = 0 turns the point-to-plane stage off
         check_fraction(self, 'trim_keep', closed=True)
+        if self.search_grid and not 8 <= self.search_grid <= 1024: raise ValueError(f"search_grid must be 0 (off) or in [8, 1024], got {self.search_grid}.")
+        if any(int(s) != s or s < 1 for s in self.halving_steps): raise ValueError(f"halving_steps must be steps ≥ 1, got {self.halving_steps}.")
 
 # %% ../nbs/07_register.ipynb #f65fc1fc
 REGISTRATION_PRESETS = PresetTable('registration', RegistrationConfig,
     paper=RegistrationConfig(n_heads=2000, n_points=3000, n_coarse=512, top_k=64, steps=1000, trim_keep=0.7),
-    fast_cpu=RegistrationConfig(),
+    fast_cpu=RegistrationConfig(search_grid=96, halving_steps=(50, 100, 150), icp_points=5000),
+    fast_cpu_mlp=RegistrationConfig(),
     test=RegistrationConfig(n_heads=200, n_points=300, n_coarse=32, top_k=8, steps=60, lr=3e-3, n_candidates=16,
                             rescore_points=1000, icp_points=1000, icp_iters=10))
 
-def registration_config(preset:str|RegistrationConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a config
+def registration_config(preset:str|RegistrationConfig='fast_cpu', # a preset name (paper, fast_cpu, fast_cpu_mlp, test) or a config
                         **overrides, # fields to change
                        )->RegistrationConfig:
     "A preset with optional overrides (`presets.PresetTable`). Raises `ValueError` for an unknown preset or field."
@@ -126,7 +132,7 @@ def search(field:DistanceField, # the preoperative field, on P's device
            seed:int=0, # seeds the latent, the weights and the point subsets
            snapshot_steps=(), # steps at which to record all head poses and scores
           )->Search:
-    "The optimization loop of NeuralReg (see explanations/official_code#sec-loss): H heads, coarse-to-fine scores, one Adam step per step, both kinds of best."
+    "The optimization loop of NeuralReg (see explanations/official_code#sec-loss): H heads, coarse-to-fine scores, one Adam step per step, both kinds of best; successive halving of the heads at `cfg.halving_steps` (ours)."
     dev, N, H, scale = P.device, len(P), cfg.n_heads, float(field.normalization.scale_mm)
     g = torch.Generator().manual_seed(int(seed))
     net = NeuralReg(H, cfg.depth, cfg.width, cfg.init, learn_q0=cfg.learn_q0, seed=seed).to(dev)
@@ -135,21 +141,36 @@ def search(field:DistanceField, # the preoperative field, on P's device
     head_s = torch.full((H,), float('inf'), device=dev)  # (H,) each head's best step score, mm
     head_q, head_t = torch.zeros(H, 4, device=dev), torch.zeros(H, 3, device=dev)  # its pose at that step
     hist, best, snaps, snap_at = dict(loss_mm=[], best_mm=[], best_so_far_mm=[]), (float('inf'), None, None), [], set(map(int, snapshot_steps))
+    active, halve_at = torch.arange(H, device=dev), set(map(int, cfg.halving_steps))  # (A,) the heads still searching
     for step in range(cfg.steps):
+        if step in halve_at and len(active) // 2 >= 2 * cfg.top_k:  # keep the better half by b_h, never fewer than 2K
+            active = active[torch.argsort(head_s[active])[:len(active) // 2]]
         S = P[torch.randperm(N, generator=g)[:cfg.n_points].to(dev)]  # (M, 3) fresh subset; its first n_coarse are C
         with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
-            q, t = net()  # (H, 4), (H, 3)
+            q_all, t_all = net()  # (H, 4), (H, 3)
+            q, t = q_all[active], t_all[active]  # (A, 4), (A, 3)
             out = coarse_to_fine(field.field_norm, quat_to_matrix_t(q), t, S, cfg.n_coarse, cfg.top_k, scale, cfg.score_mode, cfg.trim_keep)
-        sc, qd, td = out.scores.float(), q.detach().float(), t.detach().float()  # (H,) mm, before the update
-        better = sc < head_s  # per-head best tracking (ours): b_h = min_k s_h
-        head_s = torch.where(better, sc, head_s); head_q[better] = qd[better]; head_t[better] = td[better]
+        sc, qd, td = out.scores.float(), q.detach().float(), t.detach().float()  # (A,) mm, before the update
+        better = sc < head_s[active]  # per-head best tracking (ours): b_h = min_k s_h
+        up = active[better]; head_s[up] = sc[better]; head_q[up] = qd[better]; head_t[up] = td[better]
         i = int(torch.argmin(sc))
         if sc[i] < best[0]: best = (float(sc[i]), qd[i].cpu(), td[i].cpu())  # official best tracking (see explanations/official_code#sec-tracking)
-        if step in snap_at:
-            snaps.append(dict(step=step, q=qd.cpu().double().numpy(), t=td.cpu().double().numpy(), scores_mm=sc.cpu().double().numpy()))
+        if step in snap_at:  # all H heads; a stopped head shows its best score
+            s_all = head_s.clone(); s_all[active] = sc
+            snaps.append(dict(step=step, q=q_all.detach().float().cpu().double().numpy(), t=t_all.detach().float().cpu().double().numpy(),
+                              scores_mm=s_all.cpu().double().numpy()))
         hist['loss_mm'].append(float(out.loss.detach())); hist['best_mm'].append(float(sc[i])); hist['best_so_far_mm'].append(best[0])
         opt.zero_grad(set_to_none=True); out.loss.float().backward(); opt.step()
     return Search(best[0], best[1], best[2], head_s, head_q, head_t, hist, snaps)
+
+# %% ../nbs/07_register.ipynb #a945ee5f
+def search_field(field:DistanceField, # the preoperative field
+                 cfg:RegistrationConfig, # search_grid
+                )->tuple[DistanceField, float]: # (the field the search reads, seconds spent building it now)
+    "The field itself, or (cfg.search_grid > 0) a grid of its own values built once per field (`DistanceField.cached`)."
+    if not cfg.search_grid: return field, 0.0
+    res = int(cfg.search_grid)
+    return field.cached(('search_grid', res), lambda: GridDistanceField(field, res, device=field.device, values='field'))
 
 # %% ../nbs/07_register.ipynb #8caa414b
 def _distinct_modes(Ts:np.ndarray, order, center_mm:np.ndarray, sep_deg:float, sep_mm:float)->list[int]:
@@ -230,13 +251,14 @@ def run_registration(field:DistanceField, # the preoperative field
                      device:str|None=None, # 'cuda' / 'cpu'; None → CUDA when present
                      snapshot_steps=(), # steps at which to record all head poses and scores
                     )->Registration:
-    "NeuralReg on a checked cloud: centre, `search`, `rescore`, `polish_modes`, verdict (see explanations/official_code#sec-heads; ours, see explanations/official_code#sec-tracking)."
+    "NeuralReg on a checked cloud: centre, `search` (on `search_field`), `rescore`, `polish_modes`, verdict (see explanations/official_code#sec-heads; ours, see explanations/official_code#sec-tracking)."
     t_start = time.perf_counter(); sec = {}
     dev = pick_device(device); field.to(dev); rng = np.random.default_rng(int(seed))
+    searched, sec['grid'] = search_field(field, cfg)
     c_src = pts.mean(0)  # source centring (see explanations/official_code#sec-centring)
     P = torch.tensor((pts - c_src) / field.normalization.scale_mm, dtype=torch.float32, device=dev)  # (N, 3) centred, normalized
-    sec['setup'] = time.perf_counter() - t_start; t0 = time.perf_counter()
-    s = search(field, P, cfg, seed, snapshot_steps); sec['optimize'] = time.perf_counter() - t0
+    sec['setup'] = time.perf_counter() - t_start - sec['grid']; t0 = time.perf_counter()
+    s = search(searched, P, cfg, seed, snapshot_steps); sec['optimize'] = time.perf_counter() - t0
     if cfg.official_only:
         T = pose_to_transform(s.best_q.double().numpy(), s.best_t.double().numpy(), c_src, field.normalization)
         score, runner, T_raw = score_mm(field, apply_transform(T, pts[rng.permutation(len(pts))[:cfg.rescore_points]]), cfg.score_mode, cfg.trim_keep), [], None
