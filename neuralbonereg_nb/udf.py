@@ -60,10 +60,11 @@ class UDFConfig:
 # %% ../nbs/03_udf.ipynb #89688b54
 UDF_PRESETS = PresetTable('the NeuralUDF fit', UDFConfig,
     paper=UDFConfig(),
-    fast_cpu=UDFConfig(iterations=1_500, warmup=150, band_weight=1.0),
+    fast_cpu=UDFConfig(iterations=1_500, warmup=150, band_weight=1.0, batch=2_500),
+    fast_cpu_b5k=UDFConfig(iterations=1_500, warmup=150, band_weight=1.0),  # the previous fast_cpu (batches of 5,000)
     test=UDFConfig(n_surface=3_000, queries_per_point=5, knn_sigma=20, n_space=3_000, iterations=60, batch=1_000, warmup=10))
 
-def udf_config(preset:str|UDFConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a config
+def udf_config(preset:str|UDFConfig='fast_cpu', # a preset name (paper, fast_cpu, fast_cpu_b5k, test) or a config
                **overrides, # fields to change
               )->UDFConfig:
     "A preset with optional overrides (`presets.PresetTable`). Raises `ValueError` for an unknown preset or field."
@@ -145,7 +146,7 @@ class NearestSurface:
     def __call__(self, q:torch.Tensor, # (B, 3) queries
                 )->torch.Tensor: # (B, 3) nearest points of P (no gradient)
         if self.tree is not None:
-            return self.P[torch.as_tensor(self.tree.query(q.detach().cpu().numpy())[1])].to(q.device)
+            return self.P[torch.as_tensor(self.tree.query(q.detach().cpu().numpy(), workers=-1)[1])].to(q.device)
         idx = torch.cat([torch.cdist(c, self.P).argmin(1) for c in q.detach().split(self.chunk)])
         return self.P[idx]
 
