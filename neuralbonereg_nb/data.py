@@ -13,11 +13,11 @@ from .frames import check_points, check_extent_mm, subset_indices
 from .files import cache_dir, write_atomic, content_hash, file_sha256
 
 # %% auto #0
-__all__ = ['MESH_SUFFIXES', 'CLOUD_SUFFIXES', 'GIAS3_WHEEL', 'GIAS3_SHA256', 'GIAS3_REQ', 'EMBEDDED_BONES', 'REAL_CASES',
-           'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'DATASETS', 'data_root', 'require_data', 'clean_mesh', 'check_mesh',
-           'read_mesh', 'read_points', 'sample_surface', 'surface_distance', 'parse_vrml', 'fetch_gias3_wheel',
-           'load_bone', 'Case', 'load_case', 'load_vertebra', 'CaseRef', 'scan_dataset', 'mesh_hash',
-           'fibonacci_sphere', 'extract_outer_surface', 'read_preop', 'preop_surface']
+__all__ = ['MESH_SUFFIXES', 'CLOUD_SUFFIXES', 'GIAS3_WHEEL', 'GIAS3_SHA256', 'GIAS3_REQ', 'EMBEDDED_BONES', 'HIP_CASES',
+           'REAL_CASES', 'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'DATASETS', 'data_root', 'require_data', 'clean_mesh',
+           'check_mesh', 'read_mesh', 'read_points', 'sample_surface', 'surface_distance', 'parse_vrml',
+           'fetch_gias3_wheel', 'load_bone', 'Case', 'load_case', 'load_vertebra', 'CaseRef', 'scan_dataset',
+           'mesh_hash', 'fibonacci_sphere', 'extract_outer_surface', 'read_preop', 'preop_surface']
 
 # %% ../nbs/01_data.ipynb #d3f55702
 def data_root()->Path|None:
@@ -256,12 +256,18 @@ class Case:
         return f"Case({self.name!r}: preop {pre}; intraop {len(self.points)} points; T_gt {'identity' if np.allclose(self.T_gt, np.eye(4)) else 'given'})"
 
 # %% ../nbs/01_data.ipynb #c3c896a9
-REAL_CASES = ('ultrabones_fibula',)
+HIP_CASES = ('ultraboneship_left_femur', 'ultraboneship_right_femur', 'ultraboneship_pelvis')  # UltraBonesHip specimen00
+REAL_CASES = ('ultrabones_fibula',) + HIP_CASES
 
 def load_case(name:str='ultrabones_fibula', # one of REAL_CASES
              )->Case:
-    "A real case from the shared data folder. Raises `ValueError` for an unknown name, `FileNotFoundError` when the folder is absent."
+    "A real case from the shared data folder (CT mesh and tracked-ultrasound cloud, mm, T_gt identity). Raises `ValueError` for an unknown name, `FileNotFoundError` when the folder is absent."
     if name not in REAL_CASES: raise ValueError(f"unknown case {name!r}; choose one of {REAL_CASES}.")
+    if name in HIP_CASES:
+        d, anatomy = require_data('ultraboneship_sample'), name.removeprefix('ultraboneship_')
+        return Case(name, read_mesh(d / f'specimen00_{anatomy}.stl'), read_points(d / f'specimen00_{anatomy}.xyz', min_points=50), np.eye(4),
+                    meta=dict(source='UltraBonesHip early-access sample, specimen00 (luohwu/NeuralBoneReg-implementation)', anatomy=anatomy,
+                              intraop='tracked ultrasound, learned B-mode segmentation (the official pipeline)', folder=str(d)))
     d = require_data('ultrabones100k_example')
     return Case(name, read_mesh(d / 'Fibula.stl'), read_points(d / 'us_points.xyz', min_points=50), np.eye(4),
                 meta=dict(source='UltraBones100k example record (luohwu/UltraBones100k)', anatomy='fibula',
