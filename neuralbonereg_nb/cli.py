@@ -240,15 +240,16 @@ def build_parser()->argparse.ArgumentParser:
     f = sub.add_parser('fit', help='fit the NeuralUDF of a preoperative CT bone (mesh or surface cloud, mm) and save it')
     f.add_argument('preop', help='an embedded bone name, a mesh (.stl .ply .obj) or a surface point cloud (.ply .xyz .pcd), mm')
     f.add_argument('-o', '--output', required=True, help='the model checkpoint to write (.pt)')
-    f.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'test'), help='UDF training preset')
+    f.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help='UDF training preset (fast_cpu_b5k: the previous default, batches of 5,000)')
     f.add_argument('--device', default=None, help="'cuda' or 'cpu' (default: CUDA when present)")
     f.add_argument('--no-cache', action='store_true', help='refit even if the cache holds this fit')
     f.add_argument('--quiet', action='store_true', help='no progress bar')
     f.add_argument('--force', action='store_true', help='replace an existing output file')
     f.set_defaults(func=cmd_fit)
-    def reg_args(q, runs:bool):
-        q.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'test'), help='registration preset')
-        q.add_argument('--udf-preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'test'), help='NeuralUDF preset when PREOP is not a saved model')
+    def reg_args(q, runs:bool, presets=('paper', 'fast_cpu', 'fast_cpu_mlp', 'test')):
+        q.add_argument('--preset', default='fast_cpu', choices=presets,
+                       help='registration preset' + (' (fast_cpu_mlp: the previous default, the MLP at every step)' if 'fast_cpu_mlp' in presets else ''))
+        q.add_argument('--udf-preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help='NeuralUDF preset when PREOP is not a saved model')
         q.add_argument('--seed', type=int, default=0, help='random seed (perturbations and the registration)')
         if runs:
             q.add_argument('--runs', type=int, default=10, help='seeded perturbation runs')
@@ -279,7 +280,7 @@ def build_parser()->argparse.ArgumentParser:
     k.add_argument('--quiet', action='store_true', help='no progress bar')
     k.add_argument('--force', action='store_true', help='replace existing output files')
     k.add_argument('--no-cache', action='store_true', help="re-run every task (by default finished tasks are kept in the cache, keyed by inputs and code, so a stopped suite resumes)")
-    reg_args(k, runs=True); k.set_defaults(func=cmd_benchmark)
+    reg_args(k, runs=True, presets=('paper', 'fast_cpu', 'test')); k.set_defaults(func=cmd_benchmark)  # every method has these
     u = sub.add_parser('reconstruct-us', help='bone point cloud (.xyz, mm) from a tracked B-mode record')
     u.add_argument('record_dir', help='record folder: UltrasoundImages/<timestamp>.png and sweep_initial.csv (or poses.csv)')
     u.add_argument('-o', '--output', required=True, help='the reconstructed cloud, .xyz (mm, tracking frame)')
