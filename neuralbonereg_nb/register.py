@@ -67,7 +67,7 @@ class RegistrationConfig:
 # %% ../nbs/07_register.ipynb #f65fc1fc
 REGISTRATION_PRESETS = PresetTable('registration', RegistrationConfig,
     paper=RegistrationConfig(n_heads=2000, n_points=3000, n_coarse=512, top_k=64, steps=1000, trim_keep=0.7),
-    fast_cpu=RegistrationConfig(search_grid=96, halving_steps=(50, 100, 150), icp_points=5000),
+    fast_cpu=RegistrationConfig(search_grid=96, icp_points=5000),
     fast_cpu_mlp=RegistrationConfig(),
     test=RegistrationConfig(n_heads=200, n_points=300, n_coarse=32, top_k=8, steps=60, lr=3e-3, n_candidates=16,
                             rescore_points=1000, icp_points=1000, icp_iters=10))

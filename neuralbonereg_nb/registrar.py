@@ -54,7 +54,7 @@ class Registrar:
     PRESETS:PresetTable = PresetTable('registrar', BaselineConfig) # preset name → Config (a subclass fills it)
 
     def __init__(self,
-                 preset:str='fast_cpu', # 'test' (seconds), 'fast_cpu' (≲ 60 s on 2 cores) or 'paper'
+                 preset:str='fast_cpu', # 'test' (seconds), 'fast_cpu' (seconds to a minute on 2 cores) or 'paper'
                  **overrides, # Config fields to change
                 ):
         self.preset, self.config = preset, self.PRESETS(str(preset), **overrides)
