@@ -19,10 +19,11 @@ __all__ = ['SHADOW', 'grid_subsample', 'radius_neighbors', 'Pyramid', 'build_pyr
 # %% ../../nbs/20a_kpconv.ipynb #84bd874f
 def grid_subsample(points, # (N, 3) points, any unit (End2Reg: the unit-sphere frame)
                    voxel:float, # voxel side v, same unit
-                  )->tuple[np.ndarray, np.ndarray]: # (M, 3) barycentres, M ≤ N; (N,) int64 index of each point's barycentre
+                  )->tuple[np.ndarray, np.ndarray]: # (M, 3) barycentres, M ≤ N; (N,) int64 barycentre of each point
     "Barycentres of the points in each occupied voxel of a grid of side `voxel` (KPConv §3.3). Raises `ValueError`."
     P = np.asarray(points, dtype=np.float64)
-    if P.ndim != 2 or P.shape[1] != 3 or len(P) == 0: raise ValueError(f'points must have shape (N, 3), N ≥ 1, got {P.shape}')
+    if P.ndim != 2 or P.shape[1] != 3 or len(P) == 0:
+        raise ValueError(f'points must have shape (N, 3), N ≥ 1, got {P.shape}')
     if not voxel > 0: raise ValueError(f'voxel must be > 0, got {voxel}')
     _, inv, counts = np.unique(np.floor(P / voxel).astype(np.int64), axis=0, return_inverse=True, return_counts=True)
     inv = inv.reshape(-1)
@@ -34,17 +35,18 @@ def radius_neighbors(queries, # (M, 3) query points
                      supports, # (N_s, 3) support points, same frame
                      radius:float, # r, same unit
                      max_neighbors:int, # H: keep the H nearest within r
-                    )->np.ndarray: # (M, H) int64 support indices, nearest first; N_s (the shadow point) where fewer than H
-    "Indices of the supports within `radius` of each query, padded with the shadow index N_s (a SciPy KD-tree). Raises `ValueError`."
+                    )->np.ndarray: # (M, H) int64 support indices, nearest first; N_s (shadow) where fewer than H
+    "Supports within `radius` of each query, padded with the shadow index N_s (SciPy KD-tree). Raises `ValueError`."
     Q, S = np.asarray(queries, np.float64), np.asarray(supports, np.float64)
-    if max_neighbors < 1 or not radius > 0: raise ValueError(f'need radius > 0 and max_neighbors ≥ 1, got {radius}, {max_neighbors}')
+    if max_neighbors < 1 or not radius > 0:
+        raise ValueError(f'need radius > 0 and max_neighbors ≥ 1, got {radius}, {max_neighbors}')
     _, idx = cKDTree(S).query(Q, k=max_neighbors, distance_upper_bound=radius)
     return np.asarray(idx, dtype=np.int64).reshape(len(Q), max_neighbors)
 
-# %% ../../nbs/20a_kpconv.ipynb #4348fe79
+# %% ../../nbs/20a_kpconv.ipynb #3ba3580a
 @dataclass
 class Pyramid:
-    "The levels of a point cloud for a KPConv network, with neighbour tables (torch, long indices; shadow = len of the supports)."
+    "The levels of a cloud for a KPConv network and their neighbour tables (long tensors; shadow = number of supports)."
     points:list # [(N_l, 3) float32 tensor] level l points
     neighbors:list # [(N_l, H) long] level l → level l within r_l
     pools:list # [(N_{l+1}, H) long] level l+1 → level l within r_l
@@ -52,7 +54,9 @@ class Pyramid:
     radii:list # [float] r_l
     inverse:torch.Tensor # (N,) long: input point → its level-0 point
 
-    def __repr__(self): return f"Pyramid({' → '.join(str(len(p)) for p in self.points)} points, radii {[round(r, 4) for r in self.radii]})"
+    def __repr__(self):
+        sizes = ' → '.join(str(len(p)) for p in self.points)
+        return f"Pyramid({sizes} points, radii {[round(r, 4) for r in self.radii]})"
 
 def build_pyramid(points, # (N, 3) input points (End2Reg: unit-sphere frame)
                   n_levels:int=5, # number of levels (End2Reg's segmentation: 5 stages)
@@ -60,7 +64,7 @@ def build_pyramid(points, # (N, 3) input points (End2Reg: unit-sphere frame)
                   base_radius:float=2.5, # ρ: r_l = ρ v 2^l (End2Reg's segmentation: 2.5)
                   max_neighbors:int=32, # H: neighbours kept per point
                  )->Pyramid:
-    "Subsample, and precompute every neighbour table of a KPConv pyramid with KD-trees (ours: per sample, on the CPU). Raises `ValueError`."
+    "Subsample and precompute the neighbour tables of a KPConv pyramid (ours: KD-trees). Raises `ValueError`."
     if n_levels < 1: raise ValueError(f'n_levels must be >= 1, got {n_levels}')
     pts, inverse = grid_subsample(points, voxel)
     levels = [pts]
@@ -78,7 +82,7 @@ def kernel_points(n_kernel:int=15, # K: number of kernel points (End2Reg's segme
                   seed:int=0, # start of the optimisation
                   steps:int=500, # gradient steps
                  )->np.ndarray: # (K, 3) kernel points, the first at the origin
-    "Rigid kernel points: one at the centre, K − 1 spread by repulsion and a pull to the centre (KPConv §3.3). Raises `ValueError`."
+    "Rigid kernel points: one at the centre, K − 1 spread by repulsion (KPConv §3.3). Raises `ValueError`."
     if n_kernel < 1: raise ValueError(f'n_kernel must be >= 1, got {n_kernel}')
     x = np.random.default_rng(seed).normal(size=(n_kernel, 3)) * 0.5; x[0] = 0
     for _ in range(steps):
@@ -138,7 +142,8 @@ def _gn(norm:nn.GroupNorm, x:torch.Tensor)->torch.Tensor: return norm(x.T[None])
 class UnaryBlock(nn.Module):
     "Shared linear layer, group norm and leaky ReLU on (N, C) features."
     def __init__(self, in_channels:int, out_channels:int, act:bool=True):
-        super().__init__(); self.lin, self.norm, self.act = nn.Linear(in_channels, out_channels, bias=False), _norm(out_channels), act
+        super().__init__()
+        self.lin, self.norm, self.act = nn.Linear(in_channels, out_channels, bias=False), _norm(out_channels), act
     def forward(self, x): # (N, C) → (N, D)
         x = _gn(self.norm, self.lin(x))
         return nn.functional.leaky_relu(x, 0.1) if self.act else x
@@ -172,7 +177,8 @@ class ResBlock(nn.Module):
         self.unary1 = UnaryBlock(in_channels, mid)
         self.conv, self.conv_norm = KPConv(mid, mid, radius, n_kernel), _norm(mid)
         self.unary2 = UnaryBlock(mid, out_channels, act=False)
-        self.shortcut = UnaryBlock(in_channels, out_channels, act=False) if in_channels != out_channels else nn.Identity()
+        same = in_channels == out_channels
+        self.shortcut = nn.Identity() if same else UnaryBlock(in_channels, out_channels, act=False)
         self.strided = strided
 
     def forward(self,

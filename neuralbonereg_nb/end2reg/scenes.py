@@ -20,9 +20,10 @@ from ..simulate import RGBDConfig, simulate_rgbd_view, soft_tissue_window, mesh_
 from ..viz import plot_points, downsample, PREOP_COLOR
 
 # %% auto #0
-__all__ = ['SPLITS', 'SCENE_PRESETS', 'LANDMARKS', 'split_specimens', 'SceneConfig', 'Spine', 'load_spine', 'vertebra_axes',
-           'vertebra_landmarks', 'spine_mesh', 'exposure_tissue', 'unit_sphere', 'random_misalignment', 'Scene',
-           'simulate_scene', 'plot_scene', 'scene_paths', 'save_scene', 'load_scene', 'make_split', 'write_split']
+__all__ = ['SPLITS', 'SCENE_PRESETS', 'LANDMARKS', 'BLOOD', 'split_specimens', 'SceneConfig', 'Spine', 'load_spine',
+           'vertebra_axes', 'vertebra_landmarks', 'plot_landmarks', 'spine_mesh', 'exposure_tissue', 'unit_sphere',
+           'random_misalignment', 'stain_colors', 'Scene', 'simulate_scene', 'plot_scene', 'scene_paths', 'save_scene',
+           'load_scene', 'make_split', 'write_split']
 
 # %% ../../nbs/20_end2reg_scenes.ipynb #ec66eabc
 SPLITS = {'train': (2, 3, 4, 5), 'validate': (6,)}  # specimens of each split (ours: the paper cross-validates 2–9)
@@ -36,7 +37,7 @@ def split_specimens(split:str, # 'train' or 'validate'
 # %% ../../nbs/20_end2reg_scenes.ipynb #bd0fb784
 @dataclass(frozen=True)
 class SceneConfig:
-    "How a simulated End2Reg scene is made (mm, px, degrees; unit-sphere units for the misalignment). Raises `ValueError`."
+    "How a simulated End2Reg scene is made (mm, px, degrees; misalignment in unit-sphere units). Raises `ValueError`."
     points_per_level:int = 30_000 # CT surface points kept per vertebra (the files hold 30,000)
     mesh_depth:int = 7 # Poisson octree depth of the spine mesh the camera sees (`simulate.mesh_from_points`)
     n_preop:int = 20_000 # preoperative points sampled from the merged L1–L5 surface
@@ -49,10 +50,14 @@ class SceneConfig:
     window_margin_mm:float = 10.0 # the window's half length is half the L1–L5 length plus this, mm
     n_occluders:int = 3 # hands and instruments (`simulate.occluders`)
     occluder_size_mm:tuple = (15.0, 35.0) # (min, max) occluder size, mm
-    max_occlusion:float = 0.5 # re-draw the occluders while they hide more of the exposed bone than this (paper: > 50 % dropped)
+    max_occlusion:float = 0.5 # re-draw occluders hiding more of the exposed bone than this (paper: > 50 % dropped)
     noise_a_mm:float = 0.5 # depth noise σ(z) = a + b z²: constant part, mm
     noise_b_per_mm:float = 2e-6 # depth noise: quadratic part, 1/mm
     color_noise:float = 0.03 # σ of the RGB noise (colours in [0, 1])
+    n_stains:int = 4 # blood stains on the exposed surface (`stain_colors`)
+    stain_radius_mm:tuple = (5.0, 20.0) # (min, max) stain radius, mm
+    gain_range:tuple = (0.8, 1.2) # per-scene brightness gain, uniform in this range
+    white_balance_sd:float = 0.05 # σ of the per-scene, per-channel colour gain
     max_angle_deg:float = 45.0 # misalignment rotation angle at most this, degrees (paper)
     max_translation:float = 0.1 # misalignment translation norm at most this, unit-sphere units (paper)
     crop_radius:float = 1.0 # keep intraoperative points within this radius of the normalised frame's origin
@@ -61,7 +66,7 @@ class SceneConfig:
         check_positive(self, 'points_per_level', 'mesh_depth', 'n_preop', 'width', 'height', 'fx', 'distance_mm',
                        'window_half_width_mm', 'crop_radius')
         check_nonnegative(self, 'view_jitter_deg', 'window_margin_mm', 'n_occluders', 'noise_a_mm', 'noise_b_per_mm',
-                          'color_noise', 'max_angle_deg', 'max_translation')
+                          'color_noise', 'max_angle_deg', 'max_translation', 'n_stains', 'white_balance_sd')
         check_fraction(self, 'max_occlusion', closed=True)
         if self.max_angle_deg > 180: raise ValueError(f'max_angle_deg must be <= 180, got {self.max_angle_deg}')
 
@@ -83,13 +88,14 @@ class Spine:
     @property
     def centroids(self)->np.ndarray: # (5, 3) centroid of each level, mm
         return np.stack([self.points[self.level == i].mean(0) for i in range(len(LUMBAR_LEVELS))])
-    def __repr__(self): return f'Spine(specimen {self.specimen}: L1–L5, {len(self):,} points, {np.ptp(self.points, 0).round(0)} mm)'
+    def __repr__(self):
+        return f'Spine(specimen {self.specimen}: L1–L5, {len(self):,} points, {np.ptp(self.points, 0).round(0)} mm)'
 
 def load_spine(specimen:int, # SpineDepth specimen 2–6
                points_per_level:int|None=None, # keep a seeded subset of this many points per level; None → all 30,000
                seed:int=0, # subset seed
               )->Spine:
-    "The merged L1–L5 surface of a specimen (`data.load_vertebra` per level). Raises `ValueError` or `FileNotFoundError`."
+    "The merged L1–L5 surface of a specimen (`data.load_vertebra`). Raises `ValueError`, `FileNotFoundError`."
     P, N, L = [], [], []
     for i, lev in enumerate(LUMBAR_LEVELS):
         pc = load_vertebra(specimen, lev)
@@ -153,7 +159,31 @@ def vertebra_landmarks(spine:Spine, # the merged spine, mm
         out[i] = P[[s[:, 1].argmax(), s[:, 0].argmax(), s[:, 0].argmin()]]
     return out
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #ddf9d337
+# %% ../../nbs/20_end2reg_scenes.ipynb #73531b95
+def plot_landmarks(spine:Spine, # the merged spine, mm
+                   max_points:int=400, # per vertebra
+                  )->go.Figure:
+    "Axial view of each vertebra in its own frame (left, posterior; mm from the centroid) with its three landmarks."
+    from plotly.subplots import make_subplots
+    A = vertebra_axes(spine)
+    LM = vertebra_landmarks(spine, A)
+    fig = make_subplots(1, 5, subplot_titles=LUMBAR_LEVELS, horizontal_spacing=0.02)
+    for i in range(5):
+        P = spine.points[spine.level == i]; c = P.mean(0)
+        q = ((P[downsample(P, max_points)] - c) @ A[i].T).round(1)           # (n, 3) left, posterior, cranial
+        lm = ((LM[i] - c) @ A[i].T).round(1)
+        fig.add_trace(go.Scatter(x=q[:, 0], y=q[:, 1], mode='markers', marker=dict(size=2, color='grey'),
+                                 name='surface', showlegend=i == 0), 1, i + 1)
+        fig.add_trace(go.Scatter(x=lm[:, 0], y=lm[:, 1], mode='markers', name='landmarks', showlegend=i == 0,
+                                 marker=dict(size=9, color=['#d62728', '#1f77b4', '#2ca02c']),
+                                 text=list(LANDMARKS)), 1, i + 1)
+        fig.update_yaxes(scaleanchor=f'x{i + 1}' if i else 'x', row=1, col=i + 1)
+    fig.update_xaxes(title_text='left (mm)')
+    fig.update_yaxes(title_text='posterior (mm)', row=1, col=1)
+    return fig.update_layout(height=300, margin=dict(l=0, r=0, t=30, b=0),
+                             title=f'specimen {spine.specimen}: landmarks (red spinous, blue left, green right)')
+
+# %% ../../nbs/20_end2reg_scenes.ipynb #e41eb580
 def spine_mesh(spine:Spine, # the merged spine, mm
                depth:int=7, # Poisson octree depth (6 is coarser and 3× faster)
               )->o3d.geometry.TriangleMesh: # the five level meshes merged, CT frame, mm
@@ -171,7 +201,7 @@ def exposure_tissue(mesh:o3d.geometry.TriangleMesh, # the spine mesh, mm
                     half_length_mm:float, # R: half axis along the spine, mm
                     half_width_mm:float, # w: half axis across the spine, mm (≤ R)
                    )->o3d.geometry.TriangleMesh: # soft tissue with an elliptical window, mm
-    "Soft tissue over the spine with an elliptical surgical window (a squeezed `simulate.soft_tissue_window`). Raises `ValueError` if w > R."
+    "Soft tissue with an elliptical window (a squeezed `simulate.soft_tissue_window`). Raises `ValueError` if w > R."
     if not 0 < half_width_mm <= half_length_mm:
         raise ValueError(f'need 0 < half_width_mm <= half_length_mm, got {half_width_mm} and {half_length_mm}')
     m, l = np.asarray(centre, float), np.asarray(left, float)
@@ -182,7 +212,7 @@ def exposure_tissue(mesh:o3d.geometry.TriangleMesh, # the spine mesh, mm
     tissue.compute_triangle_normals()
     return tissue
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #d4c6e00d
+# %% ../../nbs/20_end2reg_scenes.ipynb #71905205
 def unit_sphere(points_mm, # (N, 3) preoperative points, mm
                )->Normalization: # centre = bounding-box centre, scale = the largest distance from it, mm
     "The similarity that puts the preoperative points in the unit sphere (End2Reg's normalisation, paper §3)."
@@ -201,7 +231,26 @@ def random_misalignment(rng:np.random.Generator|int|None, # a Generator or a see
     d = rng.normal(size=3); d /= np.linalg.norm(d)
     return make_transform(R, d * max_translation * rng.uniform() ** (1 / 3))
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #e2aeecd6
+# %% ../../nbs/20_end2reg_scenes.ipynb #ebf6ad72
+BLOOD = np.array([0.50, 0.08, 0.08])  # RGB of blood, [0, 1]
+
+def stain_colors(points_mm, # (N, 3) the view's points, mm
+                 colors, # (N, 3) their RGB in [0, 1]
+                 label, # (N,) uint8 hidden labels (0 bone, 1 tissue, 2 occluder): stains start on bone or tissue
+                 config:SceneConfig, # n_stains, stain_radius_mm, gain_range, white_balance_sd
+                 rng:np.random.Generator|int|None=0, # a Generator or a seed
+                )->np.ndarray: # (N, 3) new RGB in [0, 1]
+    "Blood stains and a per-scene light (gain, white balance) on a view's colours (ours; see the equation above)."
+    rng, P, C = np.random.default_rng(rng), np.asarray(points_mm, float), np.asarray(colors, float)
+    w = np.zeros(len(P))
+    on_field = np.flatnonzero(np.asarray(label) < 2)
+    for _ in range(config.n_stains if len(on_field) else 0):
+        xs, rs = P[rng.choice(on_field)], rng.uniform(*config.stain_radius_mm)
+        w = np.maximum(w, 0.8 * np.exp(-((P - xs) ** 2).sum(1) / (2 * rs ** 2)))
+    gain = rng.uniform(*config.gain_range) * rng.normal(1, config.white_balance_sd, 3)    # (3,) a b_c
+    return np.clip(gain * ((1 - w[:, None]) * C + w[:, None] * BLOOD), 0, 1)
+
+# %% ../../nbs/20_end2reg_scenes.ipynb #b922a662
 @dataclass(repr=False)
 class Scene:
     "One End2Reg registration problem in the normalised frame (unit sphere), with the hidden labels for evaluation."
@@ -221,10 +270,11 @@ class Scene:
     def __len__(self): return len(self.intraop)
     def __repr__(self):
         f = np.bincount(self.label, minlength=3) / max(1, len(self))
-        return (f'Scene({self.name}: {len(self):,} intraop points ({f[0]:.0%} bone, {f[1]:.0%} tissue, {f[2]:.0%} occluder), '
+        return (f'Scene({self.name}: {len(self):,} intraop points '
+                f'({f[0]:.0%} bone, {f[1]:.0%} tissue, {f[2]:.0%} occluder), '
                 f'{len(self.preop):,} preop points, occlusion {self.meta.get("occlusion", 0):.0%})')
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #7305d9c5
+# %% ../../nbs/20_end2reg_scenes.ipynb #9d2c9576
 def _tilted(v:np.ndarray, max_deg:float, rng:np.random.Generator)->np.ndarray:
     "The unit vector v tilted about a random axis ⟂ v by an angle ~ U(0, max_deg)."
     a = np.cross(v, rng.normal(size=3)); a /= np.linalg.norm(a)
@@ -236,7 +286,7 @@ def _rgbd_config(cfg:SceneConfig, view_dir, up, look_at, n_occluders:int)->RGBDC
                       noise_b_per_mm=cfg.noise_b_per_mm, n_occluders=n_occluders,
                       occluder_size_mm=cfg.occluder_size_mm, color_noise=cfg.color_noise)
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #9959de16
+# %% ../../nbs/20_end2reg_scenes.ipynb #1031944a
 def simulate_scene(spine:Spine, # the merged spine, mm
                    mesh:o3d.geometry.TriangleMesh, # its mesh (`spine_mesh`), mm
                    config:SceneConfig|str='test', # a SceneConfig or a preset name
@@ -244,7 +294,7 @@ def simulate_scene(spine:Spine, # the merged spine, mm
                    name:str|None=None, # scene name; None → specimenNN_seedS
                    max_attempts:int=20, # occluder draws before giving up
                   )->Scene:
-    "Simulate one End2Reg scene (camera, tissue, occluders, noise, normalisation, misalignment). Raises `RuntimeError` if no draw keeps occlusion ≤ max."
+    "One End2Reg scene: camera, tissue, occluders, colours, noise, normalisation, misalignment. Raises `RuntimeError`."
     cfg = SCENE_PRESETS(config)
     rng = np.random.default_rng(seed)
     axes = vertebra_axes(spine)
@@ -263,26 +313,28 @@ def simulate_scene(spine:Spine, # the merged spine, mm
         if occlusion <= cfg.max_occlusion: break
     else: raise RuntimeError(f'{max_attempts} occluder draws all hid more than {cfg.max_occlusion:.0%} of the bone; '
                              f'lower n_occluders or occluder_size_mm')
+    colors = stain_colors(view.points, view.colors, view.label, cfg, rng)
     pre_mm = spine.points[subset_indices(len(spine), cfg.n_preop, rng)]
     norm = unit_sphere(pre_mm)
     X = norm.to_norm(view.points)                                                 # (N, 3) intraop, normalised
     keep = np.linalg.norm(X, axis=1) <= cfg.crop_radius
     T_mis = random_misalignment(rng, cfg.max_angle_deg, cfg.max_translation)
-    return Scene(name or f'specimen{spine.specimen:02d}_seed{seed}', spine.specimen, X[keep], view.colors[keep],
-                 view.label[keep].astype(np.uint8), apply_transform(T_mis, norm.to_norm(pre_mm)), invert_transform(T_mis),
-                 norm.to_norm(vertebra_landmarks(spine, axes).reshape(-1, 3)).reshape(5, 3, 3), norm,
+    landmarks = norm.to_norm(vertebra_landmarks(spine, axes).reshape(-1, 3)).reshape(5, 3, 3)
+    return Scene(name or f'specimen{spine.specimen:02d}_seed{seed}', spine.specimen, X[keep], colors[keep],
+                 view.label[keep].astype(np.uint8), apply_transform(T_mis, norm.to_norm(pre_mm)),
+                 invert_transform(T_mis), landmarks, norm,
                  dict(seed=seed, occlusion=float(occlusion), attempts=attempt, view_dir=view_dir.tolist(),
                       camera=view.pose.tolist(), config=asdict(cfg)))
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #a59cdf9a
+# %% ../../nbs/20_end2reg_scenes.ipynb #f11ba972
 _LABEL_COLORS = ('#e8dcc0', '#b8403a', '#4a90d9')   # bone, soft tissue, occluder (for `by='label'`)
 
 def plot_scene(scene:Scene, # a simulated scene (normalised frame)
                by:str='rgb', # colour the intraoperative points by 'rgb' (what the camera sees) or by hidden 'label'
-               max_points:int=2500, # downsample the intraoperative cloud above this many
+               max_points:int=1500, # downsample the intraoperative cloud above this many
                title:str|None=None, # figure title
               )->go.Figure:
-    "The intraoperative cloud (true colours or hidden labels), the GT-posed preoperative spine (grey) and the landmarks."
+    "The intraoperative cloud (true colours or hidden labels), the GT-posed preoperative spine (grey), the landmarks."
     if by not in ('rgb', 'label'): raise ValueError(f"by must be 'rgb' or 'label', got {by!r}")
     fig = plot_points(apply_transform(scene.T_gt, scene.preop), name='preoperative (ground truth)', color=PREOP_COLOR,
                       max_points=max_points // 2, size=1.5)
@@ -290,15 +342,17 @@ def plot_scene(scene:Scene, # a simulated scene (normalised frame)
         sel = np.flatnonzero(scene.label == code)
         sel = sel[downsample(scene.intraop[sel], max(1, max_points * len(sel) // max(1, len(scene))))]
         c = (255 * scene.colors[sel]).astype(int)
-        colors = [f'rgb({r},{g},{b})' for r, g, b in c] if by == 'rgb' else _LABEL_COLORS[code]
+        colors = [f'#{r:02x}{g:02x}{b:02x}' for r, g, b in c] if by == 'rgb' else _LABEL_COLORS[code]
         p = scene.intraop[sel].round(4)
-        fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode='markers', name=lab, marker=dict(size=2, color=colors)))
+        fig.add_trace(go.Scatter3d(x=p[:, 0], y=p[:, 1], z=p[:, 2], mode='markers', name=lab,
+                                   marker=dict(size=2, color=colors)))
     L = scene.landmarks.reshape(-1, 3).round(4)
     fig.add_trace(go.Scatter3d(x=L[:, 0], y=L[:, 1], z=L[:, 2], mode='markers', name='landmarks',
                                marker=dict(size=5, color='black', symbol='diamond')))
-    return fig.update_layout(title=title, scene=dict(aspectmode='data', xaxis_title='x', yaxis_title='y', zaxis_title='z'))
+    return fig.update_layout(title=title, scene=dict(aspectmode='data', xaxis_title='x (unit sphere)',
+                                                     yaxis_title='y', zaxis_title='z'))
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #76301f90
+# %% ../../nbs/20_end2reg_scenes.ipynb #9a16fb04
 def _cloud(points, colors=None)->o3d.geometry.PointCloud:
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
     if colors is not None: pc.colors = o3d.utility.Vector3dVector(np.asarray(colors, np.float64))
@@ -320,32 +374,35 @@ def save_scene(scene:Scene, # the scene
                folder, # an existing folder
                force:bool=False, # replace existing files
               )->dict: # the written paths (`scene_paths`)
-    "Write a scene as two PLY files and a ground-truth .npz, atomically. Raises `FileExistsError` / `FileNotFoundError`."
+    "Write a scene as two PLY files and a ground-truth .npz, atomically. Raises `FileExistsError`, `FileNotFoundError`."
     paths = scene_paths(folder, scene.name)
     for p in paths.values(): safe_output(p, force)
     _write_ply(paths['intraop'], _cloud(scene.intraop, scene.colors))
     _write_ply(paths['preop'], _cloud(scene.preop))
     meta = json.dumps(dict(scene.meta, name=scene.name, specimen=scene.specimen), default=str)
-    write_atomic(paths['gt'], lambda tmp: np.savez(tmp, label=scene.label, T_gt=scene.T_gt, landmarks=scene.landmarks,
-                                                  center_mm=scene.norm.center_mm, scale_mm=scene.norm.scale_mm, meta=meta))
+    gt = dict(label=scene.label, T_gt=scene.T_gt, landmarks=scene.landmarks, center_mm=scene.norm.center_mm,
+              scale_mm=scene.norm.scale_mm, meta=meta)
+    write_atomic(paths['gt'], lambda tmp: np.savez(tmp, **gt))
     return paths
 
 def load_scene(folder, # the folder the scene was saved in
                name:str, # its name
               )->Scene:
-    "Read a scene saved by `save_scene`; colours come back quantised to 1/255. Raises `FileNotFoundError` or `ValueError`."
+    "Read a scene saved by `save_scene` (colours quantised to 1/255). Raises `FileNotFoundError`, `ValueError`."
     paths = scene_paths(folder, name)
     for p in paths.values():
         if not p.is_file(): raise FileNotFoundError(f'no {p.name} in {folder}: was the scene saved with save_scene?')
     it, pre = (o3d.io.read_point_cloud(str(paths[k])) for k in ('intraop', 'preop'))
     with np.load(paths['gt'], allow_pickle=False) as z:
         g = {k: z[k] for k in z.files}
-    if len(g['label']) != len(it.points): raise ValueError(f'{name}: {len(it.points)} points but {len(g["label"])} labels')
+    if len(g['label']) != len(it.points):
+        raise ValueError(f'{name}: {len(it.points)} points but {len(g["label"])} labels; the files do not match')
     meta = json.loads(str(g['meta']))
     return Scene(name, int(meta['specimen']), np.asarray(it.points), np.asarray(it.colors), g['label'].astype(np.uint8),
-                 np.asarray(pre.points), g['T_gt'], g['landmarks'], Normalization(g['center_mm'], float(g['scale_mm'])), meta)
+                 np.asarray(pre.points), g['T_gt'], g['landmarks'],
+                 Normalization(g['center_mm'], float(g['scale_mm'])), meta)
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #8f59c568
+# %% ../../nbs/20_end2reg_scenes.ipynb #afca969c
 def make_split(split:str='train', # 'train' (specimens 2–5) or 'validate' (6)
                n_scenes:int=1, # scenes per specimen
                config:SceneConfig|str='test', # a SceneConfig or a preset name
