@@ -5,7 +5,7 @@
 # %% ../../nbs/20_end2reg_scenes.ipynb #07c1c1dd
 from __future__ import annotations
 import json
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
 import open3d as o3d
@@ -21,9 +21,9 @@ from ..viz import plot_points, downsample, PREOP_COLOR
 
 # %% auto #0
 __all__ = ['SPLITS', 'SCENE_PRESETS', 'LANDMARKS', 'BLOOD', 'split_specimens', 'SceneConfig', 'Spine', 'load_spine',
-           'vertebra_axes', 'vertebra_landmarks', 'plot_landmarks', 'spine_mesh', 'exposure_tissue', 'unit_sphere',
-           'random_misalignment', 'stain_colors', 'Scene', 'simulate_scene', 'plot_scene', 'scene_paths', 'save_scene',
-           'load_scene', 'make_split', 'write_split']
+           'vertebra_axes', 'vertebra_landmarks', 'plot_landmarks', 'spine_frame', 'spine_mesh', 'exposure_tissue',
+           'unit_sphere', 'random_misalignment', 'stain_colors', 'Scene', 'occluded_view', 'simulate_scene',
+           'plot_scene', 'scene_paths', 'save_scene', 'load_scene', 'make_split', 'write_split']
 
 # %% ../../nbs/20_end2reg_scenes.ipynb #ec66eabc
 SPLITS = {'train': (2, 3, 4, 5), 'validate': (6,)}  # specimens of each split (ours: the paper cross-validates 2–9)
@@ -183,7 +183,20 @@ def plot_landmarks(spine:Spine, # the merged spine, mm
     return fig.update_layout(height=300, margin=dict(l=0, r=0, t=30, b=0),
                              title=f'specimen {spine.specimen}: landmarks (red spinous, blue left, green right)')
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #e41eb580
+# %% ../../nbs/20_end2reg_scenes.ipynb #1fc0f522
+def spine_frame(spine:Spine, # the merged spine, mm
+                axes:np.ndarray|None=None, # (5, 3, 3) from `vertebra_axes`; computed when None
+               )->dict: # centre (3,) mm; left, posterior, cranial (3,) unit; length_mm along cranial
+    "The frame of the whole L1–L5 exposure, CT frame: centre, left, posterior, cranial and the spine's length."
+    axes = vertebra_axes(spine) if axes is None else axes
+    C = spine.centroids
+    cran = (C[0] - C[4]) / np.linalg.norm(C[0] - C[4])
+    post = axes[:, 1].mean(0); post = post - (post @ cran) * cran; post /= np.linalg.norm(post)
+    centre = C.mean(0)
+    return dict(centre=centre, left=np.cross(post, cran), posterior=post, cranial=cran,
+                length_mm=float(np.ptp((spine.points - centre) @ cran)))
+
+# %% ../../nbs/20_end2reg_scenes.ipynb #49444df6
 def spine_mesh(spine:Spine, # the merged spine, mm
                depth:int=7, # Poisson octree depth (7: ≈ 1 mm cells on a vertebra; each level less halves the time)
               )->o3d.geometry.TriangleMesh: # the five level meshes merged, CT frame, mm
@@ -212,7 +225,7 @@ def exposure_tissue(mesh:o3d.geometry.TriangleMesh, # the spine mesh, mm
     tissue.compute_triangle_normals()
     return tissue
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #71905205
+# %% ../../nbs/20_end2reg_scenes.ipynb #c596a876
 def unit_sphere(points_mm, # (N, 3) preoperative points, mm
                )->Normalization: # centre = bounding-box centre, scale = the largest distance from it, mm
     "The similarity that puts the preoperative points in the unit sphere (End2Reg's normalisation, paper §3)."
@@ -231,7 +244,7 @@ def random_misalignment(rng:np.random.Generator|int|None, # a Generator or a see
     d = rng.normal(size=3); d /= np.linalg.norm(d)
     return make_transform(R, d * max_translation * rng.uniform() ** (1 / 3))
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #ebf6ad72
+# %% ../../nbs/20_end2reg_scenes.ipynb #2797d0eb
 BLOOD = np.array([0.50, 0.08, 0.08])  # RGB of blood, [0, 1]
 
 def stain_colors(points_mm, # (N, 3) the view's points, mm
@@ -250,7 +263,7 @@ def stain_colors(points_mm, # (N, 3) the view's points, mm
     gain = rng.uniform(*config.gain_range) * rng.normal(1, config.white_balance_sd, 3)    # (3,) a b_c
     return np.clip(gain * ((1 - w[:, None]) * C + w[:, None] * BLOOD), 0, 1)
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #b922a662
+# %% ../../nbs/20_end2reg_scenes.ipynb #006560b0
 @dataclass(repr=False)
 class Scene:
     "One End2Reg registration problem in the normalised frame (unit sphere), with the hidden labels for evaluation."
@@ -274,7 +287,7 @@ class Scene:
                 f'({f[0]:.0%} bone, {f[1]:.0%} tissue, {f[2]:.0%} occluder), '
                 f'{len(self.preop):,} preop points, occlusion {self.meta.get("occlusion", 0):.0%})')
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #9d2c9576
+# %% ../../nbs/20_end2reg_scenes.ipynb #d31c310b
 def _tilted(v:np.ndarray, max_deg:float, rng:np.random.Generator)->np.ndarray:
     "The unit vector v tilted about a random axis ⟂ v by an angle ~ U(0, max_deg)."
     a = np.cross(v, rng.normal(size=3)); a /= np.linalg.norm(a)
@@ -286,7 +299,24 @@ def _rgbd_config(cfg:SceneConfig, view_dir, up, look_at, n_occluders:int)->RGBDC
                       noise_b_per_mm=cfg.noise_b_per_mm, n_occluders=n_occluders,
                       occluder_size_mm=cfg.occluder_size_mm, color_noise=cfg.color_noise)
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #1031944a
+# %% ../../nbs/20_end2reg_scenes.ipynb #9fa5c49c
+def occluded_view(mesh:o3d.geometry.TriangleMesh, # the spine mesh, mm
+                  tissue:o3d.geometry.TriangleMesh, # `exposure_tissue`, mm
+                  rgbd:RGBDConfig, # camera and noise, with n_occluders
+                  rng:np.random.Generator, # draws the occluders
+                  max_occlusion:float=0.5, # largest share of the exposed bone the occluders may hide
+                  max_attempts:int=20, # occluder draws before giving up
+                 )->tuple: # (simulate.RGBDView, occlusion in [0, 1], attempts used)
+    "An RGB-D view whose occluders hide at most `max_occlusion` of the bone seen without them. Raises `RuntimeError`."
+    clear = simulate_rgbd_view(mesh, replace(rgbd, n_occluders=0), seed=0, soft_tissue=tissue)   # bone with no occluder
+    for attempt in range(1, max_attempts + 1):
+        view = simulate_rgbd_view(mesh, rgbd, seed=int(rng.integers(2**31)), soft_tissue=tissue)
+        occlusion = 1 - view.is_bone.sum() / max(1, clear.is_bone.sum())
+        if occlusion <= max_occlusion: return view, float(occlusion), attempt
+    raise RuntimeError(f'{max_attempts} occluder draws all hid more than {max_occlusion:.0%} of the bone; '
+                       f'lower n_occluders or occluder_size_mm')
+
+# %% ../../nbs/20_end2reg_scenes.ipynb #42c5b8e3
 def simulate_scene(spine:Spine, # the merged spine, mm
                    mesh:o3d.geometry.TriangleMesh, # its mesh (`spine_mesh`), mm
                    config:SceneConfig|str='test', # a SceneConfig or a preset name
@@ -298,21 +328,13 @@ def simulate_scene(spine:Spine, # the merged spine, mm
     cfg = SCENE_PRESETS(config)
     rng = np.random.default_rng(seed)
     axes = vertebra_axes(spine)
-    cran, post = spine.centroids[0] - spine.centroids[4], axes[:, 1].mean(0)
-    cran /= np.linalg.norm(cran); post -= (post @ cran) * cran; post /= np.linalg.norm(post)
-    left = np.cross(post, cran)
-    centre = spine.centroids.mean(0)
-    half_len = np.ptp((spine.points - centre) @ cran) / 2 + cfg.window_margin_mm
-    tissue = exposure_tissue(mesh, centre, post, left, half_len, min(cfg.window_half_width_mm, half_len))
-    view_dir = _tilted(post, cfg.view_jitter_deg, rng)
-    clear = simulate_rgbd_view(mesh, _rgbd_config(cfg, view_dir, cran, centre, 0), seed=0, soft_tissue=tissue)
-    for attempt in range(1, max_attempts + 1):
-        view = simulate_rgbd_view(mesh, _rgbd_config(cfg, view_dir, cran, centre, cfg.n_occluders),
-                                  seed=int(rng.integers(2**31)), soft_tissue=tissue)
-        occlusion = 1 - view.is_bone.sum() / max(1, clear.is_bone.sum())
-        if occlusion <= cfg.max_occlusion: break
-    else: raise RuntimeError(f'{max_attempts} occluder draws all hid more than {cfg.max_occlusion:.0%} of the bone; '
-                             f'lower n_occluders or occluder_size_mm')
+    fr = spine_frame(spine, axes)
+    half_len = fr['length_mm'] / 2 + cfg.window_margin_mm
+    tissue = exposure_tissue(mesh, fr['centre'], fr['posterior'], fr['left'], half_len,
+                             min(cfg.window_half_width_mm, half_len))
+    view_dir = _tilted(fr['posterior'], cfg.view_jitter_deg, rng)
+    rgbd = _rgbd_config(cfg, view_dir, fr['cranial'], fr['centre'], cfg.n_occluders)
+    view, occlusion, attempts = occluded_view(mesh, tissue, rgbd, rng, cfg.max_occlusion, max_attempts)
     colors = stain_colors(view.points, view.colors, view.label, cfg, rng)
     pre_mm = spine.points[subset_indices(len(spine), cfg.n_preop, rng)]
     norm = unit_sphere(pre_mm)
@@ -323,10 +345,10 @@ def simulate_scene(spine:Spine, # the merged spine, mm
     return Scene(name or f'specimen{spine.specimen:02d}_seed{seed}', spine.specimen, X[keep], colors[keep],
                  view.label[keep].astype(np.uint8), apply_transform(T_mis, norm.to_norm(pre_mm)),
                  invert_transform(T_mis), landmarks, norm,
-                 dict(seed=seed, occlusion=float(occlusion), attempts=attempt, view_dir=view_dir.tolist(),
+                 dict(seed=seed, occlusion=occlusion, attempts=attempts, view_dir=view_dir.tolist(),
                       camera=view.pose.tolist(), config=asdict(cfg)))
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #f11ba972
+# %% ../../nbs/20_end2reg_scenes.ipynb #f627a0ef
 _LABEL_COLORS = ('#e8dcc0', '#b8403a', '#4a90d9')   # bone, soft tissue, occluder (for `by='label'`)
 
 def plot_scene(scene:Scene, # a simulated scene (normalised frame)
@@ -352,7 +374,7 @@ def plot_scene(scene:Scene, # a simulated scene (normalised frame)
     return fig.update_layout(title=title, scene=dict(aspectmode='data', xaxis_title='x (unit sphere)',
                                                      yaxis_title='y', zaxis_title='z'))
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #9a16fb04
+# %% ../../nbs/20_end2reg_scenes.ipynb #b95c37b8
 def _cloud(points, colors=None)->o3d.geometry.PointCloud:
     pc = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
     if colors is not None: pc.colors = o3d.utility.Vector3dVector(np.asarray(colors, np.float64))
@@ -402,7 +424,7 @@ def load_scene(folder, # the folder the scene was saved in
                  np.asarray(pre.points), g['T_gt'], g['landmarks'],
                  Normalization(g['center_mm'], float(g['scale_mm'])), meta)
 
-# %% ../../nbs/20_end2reg_scenes.ipynb #afca969c
+# %% ../../nbs/20_end2reg_scenes.ipynb #a4f34bbc
 def make_split(split:str='train', # 'train' (specimens 2–5) or 'validate' (6)
                n_scenes:int=1, # scenes per specimen
                config:SceneConfig|str='test', # a SceneConfig or a preset name
