@@ -54,6 +54,12 @@ class Pyramid:
     radii:list # [float] r_l
     inverse:torch.Tensor # (N,) long: input point → its level-0 point
 
+    def to(self, device)->Pyramid:
+        "The same pyramid with every tensor on `device` (a torch device or its name)."
+        mv = lambda xs: [x.to(device) for x in xs]
+        return Pyramid(mv(self.points), mv(self.neighbors), mv(self.pools), mv(self.upsamples), list(self.radii),
+                       self.inverse.to(device))
+
     def __repr__(self):
         sizes = ' → '.join(str(len(p)) for p in self.points)
         return f"Pyramid({sizes} points, radii {[round(r, 4) for r in self.radii]})"

@@ -135,7 +135,7 @@ def iou(pred, # (N,) bool predicted mask
     u = (p | t).sum()
     return float((p & t).sum() / u) if u else 1.0
 
-# %% ../../nbs/20b_segmentation.ipynb #a38deeca
+# %% ../../nbs/20b_segmentation.ipynb #865c51c8
 def plot_mask(points, # (N, 3) intraoperative points, unit-sphere frame
               mask, # (N,) bool or 0/1: the segmentation's keep mask
               max_points:int=2500, # downsample above this many
