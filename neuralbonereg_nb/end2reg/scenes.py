@@ -15,7 +15,7 @@ from scipy.spatial.transform import Rotation
 from ..frames import Normalization, make_transform, invert_transform, apply_transform, subset_indices
 from ..files import safe_output, write_atomic
 from ..presets import PresetTable, check_positive, check_nonnegative, check_fraction
-from ..data import load_vertebra, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS
+from ..data import load_vertebra, LUMBAR_LEVELS
 from ..simulate import RGBDConfig, simulate_rgbd_view, soft_tissue_window, mesh_from_points, LABELS
 from ..viz import plot_points, downsample, PREOP_COLOR
 

@@ -11,7 +11,6 @@ from torch import nn
 import torch.nn.functional as F
 import plotly.graph_objects as go
 from scipy.spatial import cKDTree
-from ..frames import apply_transform
 from ..presets import PresetTable, check_positive
 from ..viz import plot_points
 from .kpconv import Pyramid, build_pyramid, ResBlock, UnaryBlock, nearest_upsample
@@ -23,7 +22,8 @@ __all__ = ['SEG_PRESETS', 'gumbel_noise', 'st_gumbel_softmax', 'tau_schedule', '
 # %% ../../nbs/20b_segmentation.ipynb #57ee8eb7
 def gumbel_noise(shape, # the logits' shape, e.g. (N, 2)
                  generator:torch.Generator|None=None, # for reproducible draws
-                 dtype=torch.float32, device=None,
+                 dtype:torch.dtype=torch.float32, # of the samples
+                 device=None, # torch device of the samples; None → the default
                 )->torch.Tensor: # Gumbel(0, 1) samples, g = −log E with E ~ Exp(1)
     "Standard Gumbel noise (the draw `torch.nn.functional.gumbel_softmax` makes)."
     return -torch.empty(shape, dtype=dtype, device=device).exponential_(generator=generator).log()
