@@ -121,7 +121,7 @@ def kpconv(q_points:torch.Tensor, # (M, 3) query points
     if normalize: out = out / (neighbors < len(s_points)).sum(1, keepdim=True).clamp_min(1)
     return out
 
-# %% ../../nbs/20a_kpconv.ipynb #a8d8e557
+# %% ../../nbs/20a_kpconv.ipynb #32f14067
 class KPConv(nn.Module):
     "A kernel point convolution layer: rigid kernel points (a buffer) and K weight matrices."
     def __init__(self,
@@ -168,7 +168,7 @@ def nearest_upsample(feats:torch.Tensor, # (N_{l+1}, C) features of the coarser 
     "Nearest upsampling: each point takes the feature of its nearest point on the coarser level."
     return feats[upsamples[:, 0]]
 
-# %% ../../nbs/20a_kpconv.ipynb #d0eb350b
+# %% ../../nbs/20a_kpconv.ipynb #14a43839
 class ResBlock(nn.Module):
     "KPConv residual block: unary → KPConv → unary, plus a shortcut (max-pooled when strided)."
     def __init__(self,
@@ -199,7 +199,7 @@ class ResBlock(nn.Module):
         sc = max_pool(feats, neighbors) if self.strided else feats
         return nn.functional.leaky_relu(x + self.shortcut(sc), 0.1)
 
-# %% ../../nbs/20a_kpconv.ipynb #3a821497
+# %% ../../nbs/20a_kpconv.ipynb #49d07c63
 def plot_pyramid(pyramid:Pyramid, # from `build_pyramid`
                  max_points:int=1500, # per level
                  title:str|None=None, # figure title
