@@ -13,8 +13,8 @@ from scipy.spatial import cKDTree
 from ..viz import plot_points
 
 # %% auto #0
-__all__ = ['SHADOW', 'grid_subsample', 'radius_neighbors', 'Pyramid', 'build_pyramid', 'kernel_points', 'kpconv', 'KPConv',
-           'UnaryBlock', 'max_pool', 'nearest_upsample', 'ResBlock', 'plot_pyramid']
+__all__ = ['SHADOW', 'NORMALIZE', 'grid_subsample', 'radius_neighbors', 'Pyramid', 'build_pyramid', 'kernel_points', 'kpconv',
+           'KPConv', 'UnaryBlock', 'max_pool', 'nearest_upsample', 'ResBlock', 'plot_pyramid']
 
 # %% ../../nbs/20a_kpconv.ipynb #84bd874f
 def grid_subsample(points, # (N, 3) points, any unit (End2Reg: the unit-sphere frame)
@@ -84,11 +84,11 @@ def build_pyramid(points, # (N, 3) input points (End2Reg: unit-sphere frame)
 
 # %% ../../nbs/20a_kpconv.ipynb #96a50b0e
 def kernel_points(n_kernel:int=15, # K: number of kernel points (End2Reg's segmentation: 15)
-                  radius:float=1.0, # convolution radius r; the outermost point ends at 2r/3
+                  radius:float=1.0, # convolution radius r; the non-central points end at 0.66 r on average
                   seed:int=0, # start of the optimisation
                   steps:int=500, # gradient steps
                  )->np.ndarray: # (K, 3) kernel points, the first at the origin
-    "Rigid kernel points: one at the centre, K − 1 spread by repulsion (KPConv §3.3). Raises `ValueError`."
+    "Rigid kernel points: one at the centre, K − 1 spread by repulsion (KPConv §3.2). Raises `ValueError`."
     if n_kernel < 1: raise ValueError(f'n_kernel must be >= 1, got {n_kernel}')
     x = np.random.default_rng(seed).normal(size=(n_kernel, 3)) * 0.5; x[0] = 0
     for _ in range(steps):
@@ -97,10 +97,12 @@ def kernel_points(n_kernel:int=15, # K: number of kernel points (End2Reg's segme
         g = -(d / r[..., None] ** 3).sum(1) + 2 * x                # ∂E/∂x_k
         g[0] = 0                                                   # the centre stays
         x -= 0.01 * g / max(1.0, np.abs(g).max())
-    return x * (2 * radius / 3) / max(np.linalg.norm(x, axis=1).max(), 1e-12)
+    mean_r = np.linalg.norm(x[1:], axis=1).mean() if n_kernel > 1 else 1.0
+    return x * 0.66 * radius / max(mean_r, 1e-12)                 # mean radius 0.66 r, as the official code
 
 # %% ../../nbs/20a_kpconv.ipynb #a5be1845
 SHADOW = 1e6  # where the shadow point lies: farther than σ from every kernel point
+NORMALIZE = ('positive', 'real', 'none')  # how `kpconv` divides g(x) by a neighbour count
 
 def kpconv(q_points:torch.Tensor, # (M, 3) query points
            s_points:torch.Tensor, # (N_s, 3) support points, same frame
@@ -109,17 +111,19 @@ def kpconv(q_points:torch.Tensor, # (M, 3) query points
            kernel:torch.Tensor, # (K, 3) kernel points x̃_k, relative to the query
            weights:torch.Tensor, # (K, C, D) one matrix W_k per kernel point
            sigma:float, # σ: influence distance of a kernel point, same unit as the points
-           normalize:bool=True, # divide by the number of real neighbours (GeoTransformer's habit)
+           normalize:str='positive', # count: neighbours with feature sum > 0, 'real' (non-shadow) ones, or 'none'
           )->torch.Tensor: # (M, D) output features at the queries
-    "The kernel point convolution g(x) = Σ_j Σ_k max(0, 1 − ‖y_j − x̃_k‖/σ) f_j W_k (KPConv Eq. 1–3)."
+    "Kernel point convolution Σ_j Σ_k max(0, 1 − ‖y_j − x̃_k‖/σ) f_j W_k / count (KPConv Eq. 1–3). Raises `ValueError`."
+    if normalize not in NORMALIZE: raise ValueError(f'normalize must be one of {NORMALIZE}, got {normalize!r}')
     s_pad = torch.cat([s_points, torch.full_like(s_points[:1], SHADOW)])        # (N_s + 1, 3)
     f_pad = torch.cat([feats, torch.zeros_like(feats[:1])])                    # (N_s + 1, C)
     y = s_pad[neighbors] - q_points[:, None]                                   # (M, H, 3) y_j = x_j − x
     h = (1 - torch.cdist(y, kernel.expand(len(y), -1, -1)) / sigma).clamp_min(0)  # (M, H, K) correlation h(y_j, x̃_k)
-    wf = torch.einsum('mhk,mhc->mkc', h, f_pad[neighbors])                      # (M, K, C) Σ_j h f_j
-    out = torch.einsum('mkc,kcd->md', wf, weights)                              # (M, D) Σ_k (…) W_k
-    if normalize: out = out / (neighbors < len(s_points)).sum(1, keepdim=True).clamp_min(1)
-    return out
+    nf = f_pad[neighbors]                                                      # (M, H, C) f_j
+    out = torch.einsum('mkc,kcd->md', torch.einsum('mhk,mhc->mkc', h, nf), weights)   # (M, D) Σ_k (Σ_j h f_j) W_k
+    if normalize == 'none': return out
+    count = (nf.sum(-1) > 0) if normalize == 'positive' else (neighbors < len(s_points))   # (M, H)
+    return out / count.sum(1, keepdim=True).clamp_min(1)
 
 # %% ../../nbs/20a_kpconv.ipynb #32f14067
 class KPConv(nn.Module):
@@ -127,17 +131,17 @@ class KPConv(nn.Module):
     def __init__(self,
                  in_channels:int, # C
                  out_channels:int, # D
-                 radius:float, # convolution radius r (kernel points within 2r/3)
+                 radius:float, # convolution radius r (kernel points at 0.66 r on average)
                  n_kernel:int=15, # K
-                 sigma:float|None=None, # influence σ; None → r / 2.5
-                 normalize:bool=True, # divide by the number of real neighbours
+                 sigma:float|None=None, # influence σ; None → 0.8 r (GeoTransformer)
+                 normalize:str='positive', # neighbour count: 'positive', 'real' or 'none' (see `kpconv`)
                  seed:int=0, # kernel point layout
                 ):
         super().__init__()
         self.register_buffer('kernel', torch.as_tensor(kernel_points(n_kernel, radius, seed), dtype=torch.float32))
         self.weights = nn.Parameter(torch.empty(n_kernel, in_channels, out_channels))
         nn.init.kaiming_uniform_(self.weights, a=5 ** 0.5)
-        self.sigma, self.normalize = sigma or radius / 2.5, normalize
+        self.sigma, self.normalize = sigma or 0.8 * radius, normalize
 
     def forward(self, q_points, s_points, neighbors, feats): # (M, 3), (N_s, 3), (M, H), (N_s, C) → (M, D)
         return kpconv(q_points, s_points, neighbors, feats, self.kernel, self.weights, self.sigma, self.normalize)
