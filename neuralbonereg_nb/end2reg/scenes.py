@@ -228,7 +228,7 @@ def exposure_tissue(mesh:o3d.geometry.TriangleMesh, # the spine mesh, mm
 # %% ../../nbs/20_end2reg_scenes.ipynb #c596a876
 def unit_sphere(points_mm, # (N, 3) preoperative points, mm
                )->Normalization: # centre = bounding-box centre, scale = the largest distance from it, mm
-    "The similarity that puts the preoperative points in the unit sphere (End2Reg's normalisation, paper §3)."
+    "The similarity that puts the preoperative points in the unit sphere (End2Reg's normalisation)."
     P = np.asarray(points_mm, dtype=np.float64)
     c = (P.min(0) + P.max(0)) / 2
     return Normalization(center_mm=c, scale_mm=float(np.linalg.norm(P - c, axis=1).max()))

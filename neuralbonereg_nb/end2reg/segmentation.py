@@ -92,7 +92,7 @@ def input_features(pyramid:Pyramid, # from `seg_pyramid`
 
 # %% ../../nbs/20b_segmentation.ipynb #7b32a9ae
 class SegmentationNet(nn.Module):
-    "End2Reg's segmentation module: a KPConv U-Net on xyz + RGB → 2 logits per point (paper §3)."
+    "End2Reg's segmentation module: a KPConv U-Net on xyz + RGB → 2 logits per point (End2Reg's segmentation module)."
     def __init__(self, config:SegConfig|str='test'):
         super().__init__()
         self.cfg = cfg = SEG_PRESETS(config)
