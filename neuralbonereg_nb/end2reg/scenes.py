@@ -69,6 +69,9 @@ class SceneConfig:
                           'color_noise', 'max_angle_deg', 'max_translation', 'n_stains', 'white_balance_sd')
         check_fraction(self, 'max_occlusion', closed=True)
         if self.max_angle_deg > 180: raise ValueError(f'max_angle_deg must be <= 180, got {self.max_angle_deg}')
+        for n in ('occluder_size_mm', 'stain_radius_mm', 'gain_range'):
+            lo, hi = getattr(self, n)
+            if not 0 < lo <= hi: raise ValueError(f'{n} must be (min, max) with 0 < min <= max, got {getattr(self, n)}')
 
 SCENE_PRESETS = PresetTable('End2Reg scenes', SceneConfig,
     test=SceneConfig(points_per_level=4000, mesh_depth=5, n_preop=2000, width=128, height=96, fx=160.0),
