@@ -43,8 +43,8 @@ class SceneConfig:
     n_preop:int = 20_000 # preoperative points sampled from the merged L1–L5 surface
     width:int = 320 # image width, px
     height:int = 240 # image height, px
-    fx:float = 400.0 # focal length, px (fy = fx)
-    distance_mm:float = 450.0 # camera to the centre of the spine, mm
+    fx:float = 270.0 # focal length, px (fy = fx); 320 px wide: a 61° field of view
+    distance_mm:float = 300.0 # camera to the centre of the spine, mm
     view_jitter_deg:float = 15.0 # the camera direction is tilted from posterior by up to this, degrees
     window_half_width_mm:float = 35.0 # half width of the surgical window across the spine, mm
     window_margin_mm:float = 10.0 # the window's half length is half the L1–L5 length plus this, mm
@@ -74,8 +74,8 @@ class SceneConfig:
             if not 0 < lo <= hi: raise ValueError(f'{n} must be (min, max) with 0 < min <= max, got {getattr(self, n)}')
 
 SCENE_PRESETS = PresetTable('End2Reg scenes', SceneConfig,
-    test=SceneConfig(points_per_level=4000, mesh_depth=5, n_preop=2000, width=128, height=96, fx=160.0),
-    fast_cpu=SceneConfig(points_per_level=10_000, n_preop=5000, width=192, height=144, fx=240.0),
+    test=SceneConfig(points_per_level=4000, mesh_depth=5, n_preop=2000, width=128, height=96, fx=108.0),
+    fast_cpu=SceneConfig(points_per_level=10_000, n_preop=5000, width=192, height=144, fx=162.0),
     paper=SceneConfig())
 
 # %% ../../nbs/20_end2reg_scenes.ipynb #fd8aacd2
