@@ -151,7 +151,11 @@ def _gn(norm:nn.GroupNorm, x:torch.Tensor)->torch.Tensor: return norm(x.T[None])
 
 class UnaryBlock(nn.Module):
     "Shared linear layer, group norm and leaky ReLU on (N, C) features."
-    def __init__(self, in_channels:int, out_channels:int, act:bool=True):
+    def __init__(self,
+                 in_channels:int, # C
+                 out_channels:int, # D
+                 act:bool=True, # end with a leaky ReLU (slope 0.1)
+                ):
         super().__init__()
         self.lin, self.norm, self.act = nn.Linear(in_channels, out_channels, bias=False), _norm(out_channels), act
     def forward(self, x): # (N, C) → (N, D)

@@ -93,7 +93,9 @@ def input_features(pyramid:Pyramid, # from `seg_pyramid`
 # %% ../../nbs/20b_segmentation.ipynb #7b32a9ae
 class SegmentationNet(nn.Module):
     "End2Reg's segmentation module: a KPConv U-Net on xyz + RGB → 2 logits per point (End2Reg's segmentation module)."
-    def __init__(self, config:SegConfig|str='test'):
+    def __init__(self,
+                 config:SegConfig|str='test', # a SegConfig or a preset name (SEG_PRESETS)
+                ):
         super().__init__()
         self.cfg = cfg = SEG_PRESETS(config)
         ch, L, K = cfg.channels, cfg.n_levels, cfg.n_kernel
