@@ -153,7 +153,7 @@ def check_closed(mesh:o3d.geometry.TriangleMesh, # triangle mesh, mm
                          'from outside; build a watertight mesh, e.g. vertebra_mesh() or mesh_from_points(..., trim_quantile=0)')
     return mesh
 
-# %% ../../nbs/30_x2br_drr.ipynb #b55dc7e0
+# %% ../../nbs/30_x2br_drr.ipynb #cd9b15eb
 def _path_length_one(mesh:o3d.geometry.TriangleMesh, rays:np.ndarray)->np.ndarray:
     "(R,) path length of each ray (origin, unit direction) inside one closed mesh, mm."
     scene = o3d.t.geometry.RaycastingScene()
@@ -167,8 +167,9 @@ def _path_length_one(mesh:o3d.geometry.TriangleMesh, rays:np.ndarray)->np.ndarra
     order = np.lexsort((t, ray_id)); ray_id, t = ray_id[order], t[order]       # crossings sorted along each ray
     same = ray_id[1:] == ray_id[:-1]                                           # consecutive crossings of one ray
     a, b, r = t[:-1][same], t[1:][same], ray_id[:-1][same]                     # (K,) segments
+    if len(r) == 0: return np.zeros(len(rays))                                 # no ray meets the bone
     mid = origin[r] + rays[r, 3:] * ((a + b) / 2)[:, None]                     # (K, 3) segment midpoints
-    inside = scene.compute_occupancy(o3d.core.Tensor(mid.astype(np.float32))).numpy() > 0.5 if len(mid) else np.zeros(0, bool)
+    inside = scene.compute_occupancy(o3d.core.Tensor(mid.astype(np.float32))).numpy() > 0.5
     return np.bincount(r[inside], weights=(b - a)[inside], minlength=len(rays))
 
 def path_lengths(meshes, # a closed o3d TriangleMesh or a list of them (several bones), world frame, mm
@@ -235,16 +236,19 @@ def render_drr(meshes, # a closed o3d TriangleMesh or a list of them, world fram
     p = detect(beer_lambert(L, config.mu_per_mm), config, geometry.pixel_mm, rng)
     return DRR(p.astype(np.float32), L.astype(np.float32), geometry, config)
 
-# %% ../../nbs/30_x2br_drr.ipynb #844ba672
+# %% ../../nbs/30_x2br_drr.ipynb #2ece9659
 def vertebra_mesh(specimen:int=2, # SpineDepth specimen: 2–6
                   level:str='L1', # lumbar level: L1–L5
                   depth:int=6, # Poisson octree depth (6 ≈ 2 mm cells over a 100 mm vertebra; 7 is finer, 3× slower)
                  )->o3d.geometry.TriangleMesh: # closed surface, the specimen's CT frame, mm
-    "A SpineDepth vertebra as a closed (watertight) triangle mesh. Raises `ValueError` or `FileNotFoundError` (data absent)."
-    mesh = mesh_from_points(load_vertebra(specimen, level), depth=depth, trim_quantile=0.0)
+    "A SpineDepth vertebra as a closed (watertight) mesh; depth + 1 if Poisson leaves non-manifold edges. Raises `ValueError`, `FileNotFoundError`."
+    cloud = load_vertebra(specimen, level)
+    for d in (depth, depth + 1):
+        mesh = mesh_from_points(cloud, depth=d, trim_quantile=0.0)
+        if mesh.is_edge_manifold(allow_boundary_edges=False): break
     return check_closed(mesh, f'specimen{specimen:02d}_{level}')
 
-# %% ../../nbs/30_x2br_drr.ipynb #6f3f3c49
+# %% ../../nbs/30_x2br_drr.ipynb #974a379c
 def _mirror_cost(X:np.ndarray, normals:np.ndarray)->np.ndarray:
     "(K,) mean distance from the points X (N, 3), centred, mirrored in each plane through 0 with these normals (K, 3), to X."
     tree = cKDTree(X)
@@ -255,10 +259,9 @@ def spine_axes(specimen:int=2, # SpineDepth specimen: 2–6
                n_points:int=3000, # points per vertebra used
               )->np.ndarray: # (3, 3) rows: left, posterior, superior unit vectors (LPS), the specimen's CT frame
     "The patient's LPS axes of a SpineDepth lumbar spine (heuristic: L5 → L1 line, bilateral symmetry, spinous process). Raises `FileNotFoundError`."
-    P = [np.asarray(load_vertebra(specimen, lv).points) for lv in LUMBAR_LEVELS]
-    P = [X[:: max(1, len(X) // n_points)] - X.mean(0) for X in P]                            # centred, subsampled
-    sup = np.mean(np.asarray(load_vertebra(specimen, 'L1').points), 0) - np.mean(np.asarray(load_vertebra(specimen, 'L5').points), 0)
-    sup /= np.linalg.norm(sup)
+    clouds = [np.asarray(load_vertebra(specimen, lv).points) for lv in LUMBAR_LEVELS]       # L1 … L5, mm
+    sup = clouds[0].mean(0) - clouds[-1].mean(0); sup /= np.linalg.norm(sup)                 # L5 → L1
+    P = [X[:: max(1, len(X) // n_points)] - X.mean(0) for X in clouds]                       # centred, subsampled
     e1 = np.cross(sup, np.eye(3)[np.argmin(np.abs(sup))]); e1 /= np.linalg.norm(e1); e2 = np.cross(sup, e1)
     th = np.radians(np.arange(0, 180, step_deg))
     normals = np.cos(th)[:, None] * e1 + np.sin(th)[:, None] * e2                          # (K, 3) candidate left–right lines
