@@ -26,10 +26,10 @@ from .drr import XrayGeometry, DRRConfig, VIEWS, render_drr, view_geometry, vert
 __all__ = ['X2B_PRESETS', 'CHECKPOINT_FORMAT', 'X2BConfig', 'x2b_config', 'box_to_world', 'box_projection', 'move_geometry',
            'xray_for_bone', 'label_queries', 'X2BData', 'build_x2b_data', 'LayerNorm2d', 'ConvNeXtBlock',
            'ConvNeXtEncoder', 'project_box', 'fourier', 'X2BNet', 'occupancy_loss', 'occupancy_iou', 'lr_at',
-           'data_hash', 'batch_indices', 'evaluate', 'load_checkpoint', 'config_from_dict', 'X2B', 'train_x2b',
-           'reconstruct', 'plot_reconstruction']
+           'data_hash', 'batch_indices', 'evaluate', 'load_checkpoint', 'config_from_dict', 'X2B', 'train_step',
+           'train_x2b', 'reconstruct', 'plot_reconstruction']
 
-# %% ../../nbs/30a_x2b.ipynb #e87cf5f5
+# %% ../../nbs/30a_x2b.ipynb #41395417
 @dataclass(frozen=True)
 class X2BConfig:
     "Every setting of X2B: X-ray geometry and physics, training data, network, optimisation (units in the names)."
@@ -73,12 +73,14 @@ class X2BConfig:
                        'lr', 'eval_every', 'ckpt_every', 'stem')
         check_nonnegative(self, 'photons', 'blur_mm', 'jitter_deg', 'jitter_mm', 'weight_decay', 'n_freqs')
         if self.sdd_mm <= self.sid_mm: raise ValueError(f'sdd_mm ({self.sdd_mm}) must exceed sid_mm ({self.sid_mm})')
-        if isinstance(self.view, str) and self.view not in VIEWS: raise ValueError(f'view must be one of {tuple(VIEWS)} or an angle, got {self.view!r}')
+        if isinstance(self.view, str) and self.view not in VIEWS:
+            raise ValueError(f'view must be one of {tuple(VIEWS)} or an angle, got {self.view!r}')
         if len(self.dims) != len(self.depths) or min(self.dims) < 1 or min(self.depths) < 1:
             raise ValueError(f'dims {self.dims} and depths {self.depths} need one positive entry per stage')
-        if self.image_size % (self.stem * 2 ** (len(self.dims) - 1)):
-            raise ValueError(f'image_size {self.image_size} must be divisible by stem·2^(stages−1) = {self.stem * 2 ** (len(self.dims) - 1)}')
-        if set(self.train_specimens) & set(self.val_specimens): raise ValueError('a specimen is in both the training and validation split')
+        stride = self.stem * 2 ** (len(self.dims) - 1)
+        if self.image_size % stride: raise ValueError(f'image_size {self.image_size} must be divisible by stem·2^(stages−1) = {stride}')
+        if set(self.train_specimens) & set(self.val_specimens):
+            raise ValueError('a specimen is in both the training and validation split')
 
     def key(self)->str:
         "A short hash of the settings (checkpoint names and checks)."
@@ -128,12 +130,12 @@ def move_geometry(geometry:XrayGeometry, # source and detector, world frame, mm
     S, D = apply_transform(T, np.stack([geometry.source_mm, geometry.detector_mm]))
     return XrayGeometry(S, D, T[:3, :3] @ geometry.u, T[:3, :3] @ geometry.v, geometry.shape, geometry.pixel_mm)
 
-# %% ../../nbs/30a_x2b.ipynb #2183a60d
+# %% ../../nbs/30a_x2b.ipynb #2f34a566
 def xray_for_bone(config:X2BConfig, # geometry of the view
                   center_mm, # (3,) the bone's centre (the isocentre of the unjittered view), world mm
                   axes, # (3, 3) the patient's LPS axes (30_x2br_drr.spine_axes), world frame
                  )->XrayGeometry:
-    "The unjittered X-ray geometry of one bone: its view, centred on it, with the detector pixel that gives `field_mm` at the isocentre."
+    "The unjittered X-ray geometry of one bone: its view, centred on it; the detector pixel gives `field_mm` at the isocentre."
     pixel = config.field_mm * config.sdd_mm / config.sid_mm / config.image_size
     return view_geometry(config.view, center_mm, axes, config.sid_mm, config.sdd_mm, (config.image_size,) * 2, pixel)
 
@@ -170,7 +172,7 @@ class X2BData:
         return (f'X2BData({len(self)} X-rays of {len(set(self.names))} bones, {tuple(self.images.shape[2:])} px, '
                 f'{self.points.shape[1]} queries each, {self.occupancy[:, :self.n_uniform].mean():.1%} of the box inside)')
 
-# %% ../../nbs/30a_x2b.ipynb #9a5c0680
+# %% ../../nbs/30a_x2b.ipynb #96c3d9c8
 def build_x2b_data(config:X2BConfig, # geometry, physics, sampling
                    specimens, # SpineDepth specimens, e.g. config.train_specimens
                    seed:int|None=None, # None → config.seed + the first specimen (train and validation differ)
@@ -185,17 +187,20 @@ def build_x2b_data(config:X2BConfig, # geometry, physics, sampling
         mesh = vertebra_mesh(s, lv, config.mesh_depth)
         g0 = xray_for_bone(config, mesh.get_axis_aligned_bounding_box().get_center(), axes[s])
         for _ in range(config.views_per_bone):
-            T = random_perturbation(rng, 'euler', config.jitter_deg, config.jitter_mm, g0.source_mm + config.sid_mm * g0.R[2])
+            iso = g0.source_mm + config.sid_mm * g0.R[2]
+            T = random_perturbation(rng, 'euler', config.jitter_deg, config.jitter_mm, iso)   # the bone's motion about the isocentre
             g = move_geometry(g0, invert_transform(T))           # the camera moved by T⁻¹ = the bone moved by T
             T_box = box_to_world(g, config.sid_mm, config.field_mm)
             x, occ = label_queries(mesh, T_box, config, rng)
-            out['images'].append(render_drr(mesh, g, config.drr, rng).image[None]); out['P'].append(box_projection(g, config.sid_mm, config.field_mm))
+            out['images'].append(render_drr(mesh, g, config.drr, rng).image[None])
+            out['P'].append(box_projection(g, config.sid_mm, config.field_mm))
             out['points'].append(x); out['occ'].append(occ); out['T_box'].append(T_box); out['geometries'].append(g)
             out['names'].append(f'specimen{s:02d}_{lv}')
     t = lambda k: torch.tensor(np.stack(out[k]), dtype=torch.float32)
-    return X2BData(t('images'), t('P'), t('points'), t('occ'), np.stack(out['T_box']), out['geometries'], out['names'], config.n_uniform)
+    return X2BData(t('images'), t('P'), t('points'), t('occ'), np.stack(out['T_box']), out['geometries'], out['names'],
+                   config.n_uniform)
 
-# %% ../../nbs/30a_x2b.ipynb #f8973ecc
+# %% ../../nbs/30a_x2b.ipynb #0338b42f
 class LayerNorm2d(nn.LayerNorm):
     "LayerNorm over the channels of a (B, C, H, W) tensor."
     def forward(self, x): # (B, C, H, W)
@@ -213,7 +218,7 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
 
     def forward(self, x): # (B, C, H, W)
-        y = self.dwconv(x).permute(0, 2, 3, 1)                        # (B, H, W, C) channels last for LN and the Linear layers
+        y = self.dwconv(x).permute(0, 2, 3, 1)                        # (B, H, W, C): channels last for LN and Linear
         y = self.gamma * self.pw2(F.gelu(self.pw1(self.norm(y))))     # (B, H, W, C)
         return x + y.permute(0, 3, 1, 2)                              # (B, C, H, W)
 
@@ -259,7 +264,7 @@ def fourier(p:torch.Tensor, # (..., D) values, about [−1, 1]
     a = p[..., None] * (math.pi * 2.0 ** torch.arange(n_freqs, dtype=p.dtype, device=p.device))   # (..., D, K)
     return torch.cat([p, a.sin().flatten(-2), a.cos().flatten(-2)], -1)
 
-# %% ../../nbs/30a_x2b.ipynb #e8689c16
+# %% ../../nbs/30a_x2b.ipynb #584d9c55
 class X2BNet(nn.Module):
     "X2B: ConvNeXt encoder + occupancy decoder on pixel-aligned features, a global code and the query's depth."
     def __init__(self, config:X2BConfig):
@@ -269,8 +274,8 @@ class X2BNet(nn.Module):
         self.n_freqs = c.n_freqs
         n_in = sum(c.dims) + c.global_dim + 3 * (1 + 2 * c.n_freqs)
         self.inp = nn.Linear(n_in, c.width)
-        self.blocks = nn.ModuleList([nn.Sequential(nn.ReLU(), nn.Linear(c.width, c.width), nn.ReLU(), nn.Linear(c.width, c.width))
-                                     for _ in range(c.n_layers)])
+        block = lambda: nn.Sequential(nn.ReLU(), nn.Linear(c.width, c.width), nn.ReLU(), nn.Linear(c.width, c.width))
+        self.blocks = nn.ModuleList([block() for _ in range(c.n_layers)])
         self.out = nn.Sequential(nn.ReLU(), nn.Linear(c.width, 1))
 
     def decode(self, maps, code, P, x, shape)->torch.Tensor: # (B, Q) logits
@@ -279,7 +284,7 @@ class X2BNet(nn.Module):
         feats = [F.grid_sample(m, uv[:, :, None], align_corners=True)[..., 0] for m in maps]  # each (B, C_i, Q)
         pix = torch.cat(feats, 1).transpose(1, 2)                                            # (B, Q, ΣC)
         glob = code[:, None].expand(-1, x.shape[1], -1)                                      # (B, Q, G)
-        pos = fourier(torch.cat([uv, 2 * x[..., 2:]], -1), self.n_freqs)                     # (B, Q, 3(1 + 2K)) image position, depth
+        pos = fourier(torch.cat([uv, 2 * x[..., 2:]], -1), self.n_freqs)                     # (B, Q, 3(1 + 2K)) position, depth
         h = self.inp(torch.cat([pix, glob, pos], -1))                                        # (B, Q, width)
         for blk in self.blocks: h = h + blk(h)
         return self.out(h)[..., 0]
@@ -291,7 +296,7 @@ class X2BNet(nn.Module):
         maps, code = self.encoder(img)
         return self.decode(maps, code, P, x, img.shape[2:])
 
-# %% ../../nbs/30a_x2b.ipynb #c0c5c4f8
+# %% ../../nbs/30a_x2b.ipynb #5d89420a
 def occupancy_loss(logits:torch.Tensor, # (B, Q) occupancy logits
                    occupancy:torch.Tensor, # (B, Q) labels 0/1
                   )->torch.Tensor: # () mean binary cross-entropy
@@ -301,7 +306,7 @@ def occupancy_loss(logits:torch.Tensor, # (B, Q) occupancy logits
 def occupancy_iou(logits, # (..., Q) occupancy logits (or any score > 0 = inside)
                   occupancy, # (..., Q) labels 0/1
                  )->float:
-    "Volumetric IoU |pred ∩ true| / |pred ∪ true| with pred = logits > 0, over all points given (1.0 when both are empty)."
+    "Volumetric IoU |pred ∩ true| / |pred ∪ true| with pred = logits > 0, over the points given (1.0 when both are empty)."
     pred, true = torch.as_tensor(logits) > 0, torch.as_tensor(occupancy) > 0.5
     union = (pred | true).sum().item()
     return (pred & true).sum().item() / union if union else 1.0
@@ -324,7 +329,7 @@ def batch_indices(step:int, n_images:int, n_points:int, config:X2BConfig)->tuple
     j = torch.stack([torch.randperm(n_points, generator=gen)[:config.queries_per_image] for _ in range(len(i))])
     return i, j
 
-# %% ../../nbs/30a_x2b.ipynb #b7a78786
+# %% ../../nbs/30a_x2b.ipynb #04ce551e
 @torch.no_grad()
 def evaluate(net:X2BNet, # the network
              data:X2BData, # X-rays with labelled points
@@ -334,12 +339,13 @@ def evaluate(net:X2BNet, # the network
     net.eval(); losses, logits = [], []
     for k in range(0, len(data), chunk):
         l = net(data.images[k:k + chunk], data.P[k:k + chunk], data.points[k:k + chunk])
-        losses.append(F.binary_cross_entropy_with_logits(l, data.occupancy[k:k + chunk], reduction='sum').item()); logits.append(l)
+        losses.append(F.binary_cross_entropy_with_logits(l, data.occupancy[k:k + chunk], reduction='sum').item())
+        logits.append(l)
     net.train(); logits = torch.cat(logits)
     return dict(loss=sum(losses) / data.occupancy.numel(),
                 iou=occupancy_iou(logits[:, :data.n_uniform], data.occupancy[:, :data.n_uniform]))
 
-# %% ../../nbs/30a_x2b.ipynb #4133c4c0
+# %% ../../nbs/30a_x2b.ipynb #3b55c6ef
 def _save_checkpoint(path:Path, net, opt, step:int, history:list, config:X2BConfig, key:str):
     ckpt = dict(format=CHECKPOINT_FORMAT, config=asdict(config), key=key, step=step, history=history,
                 model=net.state_dict(), optimizer=opt.state_dict() if opt is not None else {})
@@ -351,7 +357,8 @@ def load_checkpoint(path, # a file written by train_x2b / X2B.save
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'no X2B checkpoint at {path}')
     try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e: raise ValueError(f'{path.name} is not a readable X2B checkpoint ({type(e).__name__}: {e})') from None
+    except Exception as e:
+        raise ValueError(f'{path.name} is not a readable X2B checkpoint ({type(e).__name__}: {e})') from None
     if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
         raise ValueError(f'{path.name} is not a {CHECKPOINT_FORMAT} checkpoint; train one with train_x2b')
     return ckpt
@@ -361,7 +368,7 @@ def config_from_dict(d:dict)->X2BConfig:
     fields = {f.name for f in dataclasses.fields(X2BConfig)}
     return X2BConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields})
 
-# %% ../../nbs/30a_x2b.ipynb #fb7ffc51
+# %% ../../nbs/30a_x2b.ipynb #943d2318
 @dataclass
 class X2B:
     "A trained X2B network with its config and training history."
@@ -375,7 +382,8 @@ class X2B:
         "Save atomically (weights only, no optimiser). Raises `FileExistsError` rather than overwrite."
         path = Path(path)
         if path.exists() and not overwrite: raise FileExistsError(f'{path} exists; pass overwrite=True or choose another name')
-        _save_checkpoint(path, self.net, None, self.history[-1]['step'] if self.history else 0, self.history, self.config, self.config.key())
+        step = self.history[-1]['step'] if self.history else 0
+        _save_checkpoint(path, self.net, None, step, self.history, self.config, self.config.key())
         return path
 
     @classmethod
@@ -387,7 +395,37 @@ class X2B:
         net = X2BNet(config); net.load_state_dict(ckpt['model'])
         return cls(net.to(pick_device(device)).eval(), config, list(ckpt['history']))
 
-# %% ../../nbs/30a_x2b.ipynb #124f94a1
+# %% ../../nbs/30a_x2b.ipynb #edd415cd
+def train_step(net:X2BNet, # the network, on `dev`
+               opt:torch.optim.Optimizer, # its optimiser
+               train:X2BData, # training X-rays (CPU tensors)
+               step:int, # the step number (seeds the batch, sets the learning rate)
+               config:X2BConfig, # batch sizes, learning-rate schedule
+               dev:torch.device, # where the network lives
+              )->float: # the batch's BCE before the update
+    "One AdamW step on a seeded batch of X-rays and their query points."
+    for grp in opt.param_groups: grp['lr'] = lr_at(step, config)
+    i, j = batch_indices(step, len(train), train.points.shape[1], config)
+    x, occ = train.points[i[:, None], j].to(dev), train.occupancy[i[:, None], j].to(dev)   # (b, q, 3), (b, q)
+    loss = occupancy_loss(net(train.images[i].to(dev), train.P[i].to(dev), x), occ)
+    opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    return loss.item()
+
+def _to(data:X2BData, dev)->X2BData:
+    "The data's tensors on a device."
+    return dataclasses.replace(data, images=data.images.to(dev), P=data.P.to(dev), points=data.points.to(dev),
+                               occupancy=data.occupancy.to(dev))
+
+# %% ../../nbs/30a_x2b.ipynb #af9289e5
+def _resume(path:Path, key:str, net:X2BNet, opt)->tuple:
+    "(step, history) from a checkpoint of this run, loaded into net and opt. Raises `ValueError` for another run's file."
+    ckpt = load_checkpoint(path)
+    if ckpt['key'] != key:
+        raise ValueError(f'{path.name} belongs to another config or training data (key {ckpt["key"]}, this run {key}); '
+                         'pass another checkpoint path or resume=False')
+    net.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer'])
+    return ckpt['step'], list(ckpt['history'])
+
 def train_x2b(config:X2BConfig|str='fast_cpu', # a config or a preset name
               train:X2BData|None=None, # training X-rays; None → built from config.train_specimens
               val:X2BData|None=None, # validation X-rays; None → built from config.val_specimens
@@ -397,7 +435,7 @@ def train_x2b(config:X2BConfig|str='fast_cpu', # a config or a preset name
               progress:bool=True, # tqdm progress bar
               max_steps:int|None=None, # stop after this many steps in this call (the run stays resumable)
              )->X2B:
-    "Train X2B with BCE on labelled DRR queries, checkpointing atomically and resuming. Raises `ValueError` for a foreign checkpoint."
+    "Train X2B (BCE on labelled DRR queries), checkpointing atomically and resuming. Raises `ValueError` for another run's checkpoint."
     config = x2b_config(config)
     train = train if train is not None else build_x2b_data(config, config.train_specimens, progress=progress)
     val = val if val is not None else build_x2b_data(config, config.val_specimens, progress=progress)
@@ -405,30 +443,21 @@ def train_x2b(config:X2BConfig|str='fast_cpu', # a config or a preset name
     path = Path(checkpoint) if checkpoint is not None else cache_dir('x2b') / f'x2b_{key}.pt'
     torch.manual_seed(config.seed); net = X2BNet(config).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step, history = 0, []
-    if resume and path.exists():
-        ckpt = load_checkpoint(path)
-        if ckpt['key'] != key: raise ValueError(f'{path.name} belongs to another config or training data (key {ckpt["key"]}, this run {key}); '
-                                                'pass another checkpoint path or resume=False')
-        net.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer']); step, history = ckpt['step'], list(ckpt['history'])
-    end = config.iterations if max_steps is None else min(config.iterations, step + max_steps)
-    t0, running = time.perf_counter(), []
-    for step in tqdm(range(step, end), desc='X2B', disable=not progress, initial=step, total=config.iterations):
-        for grp in opt.param_groups: grp['lr'] = lr_at(step, config)
-        i, j = batch_indices(step, len(train), train.points.shape[1], config)
-        x, occ = train.points[i[:, None], j].to(dev), train.occupancy[i[:, None], j].to(dev)   # (b, q, 3), (b, q)
-        loss = occupancy_loss(net(train.images[i].to(dev), train.P[i].to(dev), x), occ)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); running.append(loss.item())
+    start, history = _resume(path, key, net, opt) if resume and path.exists() else (0, [])
+    end = config.iterations if max_steps is None else min(config.iterations, start + max_steps)
+    val_dev, running = _to(val, dev), []
+    t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0.0)   # seconds count across resumes
+    for step in tqdm(range(start, end), desc='X2B', disable=not progress, initial=start, total=config.iterations):
+        running.append(train_step(net, opt, train, step, config, dev))
         if (step + 1) % config.eval_every == 0 or step + 1 == config.iterations:
-            history.append(dict(step=step + 1, loss=float(np.mean(running)), seconds=time.perf_counter() - t0,
-                                **{f'val_{k}': v for k, v in evaluate(net, _to(val, dev)).items()})); running = []
-        if (step + 1) % config.ckpt_every == 0 or step + 1 == end: _save_checkpoint(path, net, opt, step + 1, history, config, key)
+            val_metrics = {f'val_{k}': v for k, v in evaluate(net, val_dev).items()}
+            history.append(dict(step=step + 1, loss=float(np.mean(running)), seconds=time.perf_counter() - t0, **val_metrics))
+            running = []
+        if (step + 1) % config.ckpt_every == 0 or step + 1 == end:
+            _save_checkpoint(path, net, opt, step + 1, history, config, key)
     return X2B(net.eval(), config, history)
 
-def _to(data:X2BData, dev)->X2BData:
-    return dataclasses.replace(data, images=data.images.to(dev), P=data.P.to(dev), points=data.points.to(dev), occupancy=data.occupancy.to(dev))
-
-# %% ../../nbs/30a_x2b.ipynb #1d5b3ea1
+# %% ../../nbs/30a_x2b.ipynb #5c6b2f12
 @torch.no_grad()
 def reconstruct(model:X2B, # a trained X2B
                 image, # (H, W) X-ray line integrals (DRR.image)
@@ -449,7 +478,9 @@ def reconstruct(model:X2B, # a trained X2B
     vol = logit.reshape(res, res, res).cpu().numpy()
     if not (vol.min() < 0 < vol.max()): return o3d.geometry.TriangleMesh()
     V, Fc, _, _ = marching_cubes(vol, 0.0, spacing=(1 / (res - 1),) * 3)
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(apply_transform(T, V - 0.5)), o3d.utility.Vector3iVector(Fc[:, ::-1].copy()))
+    V = apply_transform(T, V - 0.5)                                  # grid [0, 1]³ → box [−½, ½]³ → world mm
+    Fc = Fc[:, ::-1].copy()                                          # outward triangles (scikit-image winds them inward here)
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(V), o3d.utility.Vector3iVector(Fc))
     return mesh.compute_vertex_normals()
 
 # %% ../../nbs/30a_x2b.ipynb #ace81070
