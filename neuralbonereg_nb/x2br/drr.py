@@ -23,7 +23,7 @@ from ..viz import plot_mesh
 __all__ = ['VIEWS', 'XrayGeometry', 'view_geometry', 'check_closed', 'path_lengths', 'DRRConfig', 'beer_lambert', 'detect', 'DRR',
            'render_drr', 'vertebra_mesh', 'spine_axes', 'plot_drrs', 'plot_xray_geometry']
 
-# %% ../../nbs/30_x2br_drr.ipynb #7f0f542c
+# %% ../../nbs/30_x2br_drr.ipynb #e2091795
 def _vec3(a, name:str)->np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     if a.shape != (3,) or not np.isfinite(a).all(): raise ValueError(f'{name} must be 3 finite numbers, got {a!r}')
@@ -44,7 +44,8 @@ class XrayGeometry:
         shape = tuple(int(s) for s in np.atleast_1d(self.shape))
         if len(shape) != 2 or min(shape) < 1: raise ValueError(f'shape must be (H, W) with H, W ≥ 1, got {self.shape}')
         object.__setattr__(self, 'shape', shape)
-        if not (np.isfinite(self.pixel_mm) and self.pixel_mm > 0): raise ValueError(f'pixel_mm must be > 0, got {self.pixel_mm}')
+        if not (np.isfinite(self.pixel_mm) and self.pixel_mm > 0):
+            raise ValueError(f'pixel_mm must be > 0, got {self.pixel_mm}')
         if np.linalg.norm(self.detector_mm - self.source_mm) == 0: raise ValueError('the source lies on the detector centre')
         R = self.R
         if not np.allclose(R @ R.T, np.eye(3), atol=1e-6) or np.linalg.det(R) < 0:
@@ -74,7 +75,7 @@ def P(self)->np.ndarray:
     "(3, 4) projection matrix K [R | −R S]: homogeneous world mm → homogeneous (column, row) pixels, scaled by depth."
     return self.K @ np.c_[self.R, -self.R @ self.source_mm]
 
-# %% ../../nbs/30_x2br_drr.ipynb #ad63bfee
+# %% ../../nbs/30_x2br_drr.ipynb #d5f982e2
 @patch_to(XrayGeometry)
 def pixel_centers(self)->np.ndarray: # (H, W, 3) world frame, mm
     "The centre of every detector pixel (r, c) = D + (c − c₀) p u + (r − r₀) p v."
@@ -92,7 +93,7 @@ def rays(self)->np.ndarray: # (H·W, 6) origin S and unit direction, world frame
 @patch_to(XrayGeometry)
 def project(self, points, # (N, 3) points, world frame, mm
            )->tuple: # (N, 2) (column, row) pixel coordinates, and (N,) depth w = n·(X − S), mm
-    "Where points are imaged on the detector (pixel coordinates; pixel centres are integers) and their depth along the principal axis."
+    "Where points are imaged (pixel coordinates; pixel centres are integers) and their depth along the principal axis."
     X = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     h = np.c_[X, np.ones(len(X))] @ self.P.T  # (N, 3) = w · (c, r, 1)
     return h[:, :2] / h[:, 2:], h[:, 2]
@@ -111,16 +112,17 @@ def from_dict(cls, d:dict)->XrayGeometry:
     if missing: raise ValueError(f'geometry lacks {sorted(missing)}; write it with XrayGeometry.to_dict')
     return cls(**{k: d[k] for k in ('source_mm', 'detector_mm', 'u', 'v', 'shape', 'pixel_mm')})
 
-# %% ../../nbs/30_x2br_drr.ipynb #d60facbc
+# %% ../../nbs/30_x2br_drr.ipynb #2a670f50
 VIEWS = {'AP': 0.0, 'oblique': 45.0, 'lateral': 90.0}  # beam angle about the cranial axis, degrees
 
 def _check_axes(axes)->np.ndarray:
     A = np.asarray(axes, dtype=np.float64)
     if A.shape != (3, 3) or not np.allclose(A @ A.T, np.eye(3), atol=1e-6) or np.linalg.det(A) < 0:
-        raise ValueError(f'axes must be a (3, 3) right-handed orthonormal matrix (rows: left, posterior, superior), got {A.round(3).tolist()}')
+        raise ValueError('axes must be a (3, 3) right-handed orthonormal matrix (rows: left, posterior, superior), '
+                         f'got {A.round(3).tolist()}')
     return A
 
-def view_geometry(view='AP', # 'AP', 'lateral', 'oblique', or a beam angle in degrees about the cranial axis (0 = AP, 90 = lateral)
+def view_geometry(view='AP', # 'AP', 'lateral', 'oblique', or a beam angle about the cranial axis, degrees (0 = AP)
                   isocenter_mm=(0., 0., 0.), # (3,) the point the central ray passes through, world frame, mm
                   axes=np.eye(3), # (3, 3) rows: the patient's left, posterior, superior unit vectors (LPS), world frame
                   sid_mm:float=1000., # source → isocentre distance, mm
@@ -128,11 +130,13 @@ def view_geometry(view='AP', # 'AP', 'lateral', 'oblique', or a beam angle in de
                   shape=(128, 128), # (H, W) detector pixels
                   pixel_mm:float=0.8, # detector pixel side, mm (at the isocentre: pixel_mm · sid / sdd)
                  )->XrayGeometry:
-    "The geometry of an AP, lateral or oblique radiograph centred on a point. Raises `ValueError` for an unknown view or bad distances."
+    "The geometry of an AP, lateral or oblique radiograph centred on a point. Raises `ValueError`."
     if isinstance(view, str):
-        if view not in VIEWS: raise ValueError(f'unknown view {view!r}; choose one of {tuple(VIEWS)} or give an angle in degrees')
+        if view not in VIEWS:
+            raise ValueError(f'unknown view {view!r}; choose one of {tuple(VIEWS)} or give an angle in degrees')
         view = VIEWS[view]
-    if not 0 < sid_mm < sdd_mm: raise ValueError(f'need 0 < sid_mm < sdd_mm (the bone between source and detector), got {sid_mm}, {sdd_mm}')
+    if not 0 < sid_mm < sdd_mm:
+        raise ValueError(f'need 0 < sid_mm < sdd_mm (the bone between source and detector), got {sid_mm}, {sdd_mm}')
     left, post, sup = _check_axes(axes)
     th = np.radians(float(view))
     d = np.cos(th) * post + np.sin(th) * left   # beam direction: anterior → posterior at 0, right → left at 90°
@@ -140,11 +144,11 @@ def view_geometry(view='AP', # 'AP', 'lateral', 'oblique', or a beam angle in de
     S = _vec3(isocenter_mm, 'isocenter_mm') - sid_mm * d
     return XrayGeometry(S, S + sdd_mm * d, np.cross(v, d), v, shape, pixel_mm)
 
-# %% ../../nbs/30_x2br_drr.ipynb #2904eb02
+# %% ../../nbs/30_x2br_drr.ipynb #9cf9670e
 def check_closed(mesh:o3d.geometry.TriangleMesh, # triangle mesh, mm
                  name:str='mesh', # what to call it in messages
                 )->o3d.geometry.TriangleMesh:
-    "The mesh itself when it is a closed surface in mm (every edge shared by two triangles). Raises `ValueError`, `TypeError`."
+    "The mesh itself if it is a closed surface in mm (every edge shared by two triangles). Raises `ValueError`, `TypeError`."
     if not isinstance(mesh, o3d.geometry.TriangleMesh) or not mesh.has_triangles():
         raise TypeError(f'{name} must be an open3d TriangleMesh with triangles (mm), got {type(mesh).__name__}')
     check_mesh(mesh, name)
@@ -153,14 +157,14 @@ def check_closed(mesh:o3d.geometry.TriangleMesh, # triangle mesh, mm
                          'from outside; build a watertight mesh, e.g. vertebra_mesh() or mesh_from_points(..., trim_quantile=0)')
     return mesh
 
-# %% ../../nbs/30_x2br_drr.ipynb #cd9b15eb
+# %% ../../nbs/30_x2br_drr.ipynb #31a048a9
 def _path_length_one(mesh:o3d.geometry.TriangleMesh, rays:np.ndarray)->np.ndarray:
     "(R,) path length of each ray (origin, unit direction) inside one closed mesh, mm."
     scene = o3d.t.geometry.RaycastingScene()
     scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
     bb = mesh.get_axis_aligned_bounding_box()
     center, radius = bb.get_center(), np.linalg.norm(bb.get_extent()) / 2
-    t0 = np.maximum(0, np.einsum('ij,ij->i', center - rays[:, :3], rays[:, 3:]) - radius - 1)  # (R,) start just before the bone
+    t0 = np.maximum(0, np.einsum('ij,ij->i', center - rays[:, :3], rays[:, 3:]) - radius - 1)   # (R,) just before the bone
     origin = rays[:, :3] + t0[:, None] * rays[:, 3:]                                        # (R, 3)
     hits = scene.list_intersections(o3d.core.Tensor(np.c_[origin, rays[:, 3:]].astype(np.float32)))
     ray_id, t = hits['ray_ids'].numpy().astype(np.int64), hits['t_hit'].numpy().astype(np.float64)
@@ -175,7 +179,7 @@ def _path_length_one(mesh:o3d.geometry.TriangleMesh, rays:np.ndarray)->np.ndarra
 def path_lengths(meshes, # a closed o3d TriangleMesh or a list of them (several bones), world frame, mm
                  geometry:XrayGeometry, # source and detector
                 )->np.ndarray: # (H, W) length of each pixel's ray inside the bone(s), mm
-    "The path length of every detector pixel's ray inside closed bone surfaces (their sum for several). Raises `ValueError` for an open mesh."
+    "Each detector pixel's ray length inside closed bone surfaces (summed over several). Raises `ValueError` for an open mesh."
     meshes = list(meshes) if isinstance(meshes, (list, tuple)) else [meshes]
     rays = geometry.rays()
     L = sum(_path_length_one(check_closed(m, f'mesh {i}'), rays) for i, m in enumerate(meshes))
@@ -212,7 +216,7 @@ def detect(transmission, # (H, W) transmitted fraction I / I₀
         T = np.maximum(n, 1) / config.photons   # a pixel that counts nothing reads as one photon
     return -np.log(np.minimum(T, 1.0) if config.photons == 0 else T)
 
-# %% ../../nbs/30_x2br_drr.ipynb #88476633
+# %% ../../nbs/30_x2br_drr.ipynb #005b03cc
 @dataclass(frozen=True, eq=False)
 class DRR:
     "A digitally reconstructed radiograph with the geometry and physics that made it."
@@ -223,7 +227,8 @@ class DRR:
 
     def __repr__(self):
         H, W = self.geometry.shape
-        return (f'DRR({H}×{W} px of {self.geometry.pixel_mm} mm, SDD {self.geometry.sdd_mm:.0f} mm, μ {self.config.mu_per_mm}/mm, '
+        g = self.geometry
+        return (f'DRR({H}×{W} px of {g.pixel_mm} mm, SDD {g.sdd_mm:.0f} mm, μ {self.config.mu_per_mm}/mm, '
                 f'max path {self.path_mm.max():.1f} mm)')
 
 def render_drr(meshes, # a closed o3d TriangleMesh or a list of them, world frame, mm
@@ -231,7 +236,7 @@ def render_drr(meshes, # a closed o3d TriangleMesh or a list of them, world fram
                config:DRRConfig=DRRConfig(), # attenuation, photons, blur
                rng=0, # a numpy Generator or a seed, for the quantum noise
               )->DRR:
-    "A DRR of closed bone surfaces: path lengths → Beer–Lambert → detector blur and noise. Raises `ValueError` for an open mesh."
+    "A DRR of closed bone surfaces: path lengths → Beer–Lambert → detector blur and noise. Raises `ValueError`."
     L = path_lengths(meshes, geometry)
     p = detect(beer_lambert(L, config.mu_per_mm), config, geometry.pixel_mm, rng)
     return DRR(p.astype(np.float32), L.astype(np.float32), geometry, config)
@@ -248,7 +253,7 @@ def vertebra_mesh(specimen:int=2, # SpineDepth specimen: 2–6
         if mesh.is_edge_manifold(allow_boundary_edges=False): break
     return check_closed(mesh, f'specimen{specimen:02d}_{level}')
 
-# %% ../../nbs/30_x2br_drr.ipynb #974a379c
+# %% ../../nbs/30_x2br_drr.ipynb #e9a4555e
 def _mirror_cost(X:np.ndarray, normals:np.ndarray)->np.ndarray:
     "(K,) mean distance from the points X (N, 3), centred, mirrored in each plane through 0 with these normals (K, 3), to X."
     tree = cKDTree(X)
@@ -258,16 +263,16 @@ def spine_axes(specimen:int=2, # SpineDepth specimen: 2–6
                step_deg:float=2., # resolution of the symmetry-plane search, degrees
                n_points:int=3000, # points per vertebra used
               )->np.ndarray: # (3, 3) rows: left, posterior, superior unit vectors (LPS), the specimen's CT frame
-    "The patient's LPS axes of a SpineDepth lumbar spine (heuristic: L5 → L1 line, bilateral symmetry, spinous process). Raises `FileNotFoundError`."
+    "The patient's LPS axes of a SpineDepth lumbar spine (L5 → L1 line, bilateral symmetry, spinous process). Raises `FileNotFoundError`."
     clouds = [np.asarray(load_vertebra(specimen, lv).points) for lv in LUMBAR_LEVELS]       # L1 … L5, mm
     sup = clouds[0].mean(0) - clouds[-1].mean(0); sup /= np.linalg.norm(sup)                 # L5 → L1
     P = [X[:: max(1, len(X) // n_points)] - X.mean(0) for X in clouds]                       # centred, subsampled
     e1 = np.cross(sup, np.eye(3)[np.argmin(np.abs(sup))]); e1 /= np.linalg.norm(e1); e2 = np.cross(sup, e1)
     th = np.radians(np.arange(0, 180, step_deg))
-    normals = np.cos(th)[:, None] * e1 + np.sin(th)[:, None] * e2                          # (K, 3) candidate left–right lines
+    normals = np.cos(th)[:, None] * e1 + np.sin(th)[:, None] * e2               # (K, 3) candidate left–right lines
     lr = normals[np.argmin(sum(_mirror_cost(X, normals) for X in P))]
     post = np.cross(sup, lr)
-    if sum((X @ post).max() + (X @ post).min() for X in P) < 0: post = -post               # the spinous process sticks out posteriorly
+    if sum((X @ post).max() + (X @ post).min() for X in P) < 0: post = -post    # the spinous process sticks out posteriorly
     return np.stack([np.cross(post, sup), post, sup])
 
 # %% ../../nbs/30_x2br_drr.ipynb #202b06ad
@@ -290,7 +295,7 @@ def plot_drrs(drrs, # a DRR or a list of DRRs
     fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
     return fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0))
 
-# %% ../../nbs/30_x2br_drr.ipynb #2418852b
+# %% ../../nbs/30_x2br_drr.ipynb #b7c5ab7c
 def plot_xray_geometry(geometry:XrayGeometry, # source and detector, world frame, mm
                        meshes=(), # o3d TriangleMesh(es) to draw, world frame, mm
                        max_faces:int=1500, # decimate each mesh above this many triangles
@@ -298,11 +303,14 @@ def plot_xray_geometry(geometry:XrayGeometry, # source and detector, world frame
     "The source, the detector outline, the rays through its corners and the bone(s), world frame, mm."
     meshes = list(meshes) if isinstance(meshes, (list, tuple)) else [meshes]
     fig = go.Figure()
-    for k, m in enumerate(meshes): plot_mesh(m, fig, name='bone' if k == 0 else f'bone {k}', opacity=0.6, max_faces=max_faces)
+    for k, m in enumerate(meshes):
+        plot_mesh(m, fig, name='bone' if k == 0 else f'bone {k}', opacity=0.6, max_faces=max_faces)
     C = geometry.pixel_centers()[[0, 0, -1, -1], [0, -1, -1, 0]]             # (4, 3) corner pixels
     S = geometry.source_mm
     seg = [S, C[0], None, S, C[1], None, S, C[2], None, S, C[3], None, C[0], C[1], C[2], C[3], C[0]]
     xyz = np.array([[np.nan] * 3 if s is None else s for s in seg]).round(1)
-    fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode='lines', name='rays, detector', line=dict(color='black', width=2)))
-    fig.add_trace(go.Scatter3d(x=[S[0]], y=[S[1]], z=[S[2]], mode='markers', name='source', marker=dict(size=5, color='red')))
+    fig.add_trace(go.Scatter3d(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode='lines', name='rays, detector',
+                               line=dict(color='black', width=2)))
+    fig.add_trace(go.Scatter3d(x=[S[0]], y=[S[1]], z=[S[2]], mode='markers', name='source',
+                               marker=dict(size=5, color='red')))
     return fig.update_layout(scene=dict(aspectmode='data'), margin=dict(l=0, r=0, t=0, b=0), height=400)
