@@ -98,7 +98,7 @@ def project(self, points, # (N, 3) points, world frame, mm
     h = np.c_[X, np.ones(len(X))] @ self.P.T  # (N, 3) = w · (c, r, 1)
     return h[:, :2] / h[:, 2:], h[:, 2]
 
-# %% ../../nbs/30_x2br_drr.ipynb #c2d99886
+# %% ../../nbs/30_x2br_drr.ipynb #03b40108
 @patch_to(XrayGeometry)
 def to_dict(self)->dict:
     "Plain numbers (JSON-ready): source_mm, detector_mm, u, v, shape, pixel_mm."
@@ -106,7 +106,8 @@ def to_dict(self)->dict:
                 v=self.v.tolist(), shape=list(self.shape), pixel_mm=float(self.pixel_mm))
 
 @patch_to(XrayGeometry, cls_method=True)
-def from_dict(cls, d:dict)->XrayGeometry:
+def from_dict(cls, d:dict, # as written by `to_dict` (e.g. read from a JSON file)
+             )->XrayGeometry:
     "The geometry written by `to_dict` (validated again). Raises `ValueError` for a missing or bad field."
     missing = {'source_mm', 'detector_mm', 'u', 'v', 'shape', 'pixel_mm'} - set(d)
     if missing: raise ValueError(f'geometry lacks {sorted(missing)}; write it with XrayGeometry.to_dict')

@@ -107,7 +107,7 @@ def x2b_config(preset:str|X2BConfig='fast_cpu', # a preset name (paper, fast_cpu
     "A preset with optional overrides (`presets.PresetTable`). Raises `ValueError` for an unknown preset or field."
     return X2B_PRESETS(preset, **overrides)
 
-# %% ../../nbs/30a_x2b.ipynb #587670d2
+# %% ../../nbs/30a_x2b.ipynb #9e84f5c1
 def box_to_world(geometry:XrayGeometry, # source and detector, world frame, mm
                  sid_mm:float, # source → isocentre distance, mm
                  field_mm:float, # side of the box, mm
@@ -117,8 +117,11 @@ def box_to_world(geometry:XrayGeometry, # source and detector, world frame, mm
     T = np.eye(4); T[:3, :3] = field_mm * geometry.R.T; T[:3, 3] = iso
     return T
 
-def box_projection(geometry:XrayGeometry, sid_mm:float, field_mm:float)->np.ndarray: # (3, 4)
-    "Projection matrix from homogeneous box coordinates to homogeneous (column, row) pixels, scaled by depth."
+def box_projection(geometry:XrayGeometry, # source and detector, world frame, mm
+                   sid_mm:float, # source → isocentre distance, mm
+                   field_mm:float, # side of the box, mm
+                  )->np.ndarray: # (3, 4) box frame → pixels
+    "Projection matrix P T_box from homogeneous box coordinates to homogeneous (column, row) pixels, scaled by depth."
     return geometry.P @ box_to_world(geometry, sid_mm, field_mm)
 
 # %% ../../nbs/30a_x2b.ipynb #affe358b
@@ -200,10 +203,10 @@ def build_x2b_data(config:X2BConfig, # geometry, physics, sampling
     return X2BData(t('images'), t('P'), t('points'), t('occ'), np.stack(out['T_box']), out['geometries'], out['names'],
                    config.n_uniform)
 
-# %% ../../nbs/30a_x2b.ipynb #0338b42f
+# %% ../../nbs/30a_x2b.ipynb #83fd11a6
 class LayerNorm2d(nn.LayerNorm):
     "LayerNorm over the channels of a (B, C, H, W) tensor."
-    def forward(self, x): # (B, C, H, W)
+    def forward(self, x): # (B, C, H, W) → (B, C, H, W)
         return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
 
 class ConvNeXtBlock(nn.Module):
@@ -217,7 +220,7 @@ class ConvNeXtBlock(nn.Module):
         self.pw1, self.pw2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
         self.gamma = nn.Parameter(torch.full((dim,), layer_scale))
 
-    def forward(self, x): # (B, C, H, W)
+    def forward(self, x): # (B, C, H, W) → (B, C, H, W)
         y = self.dwconv(x).permute(0, 2, 3, 1)                        # (B, H, W, C): channels last for LN and Linear
         y = self.gamma * self.pw2(F.gelu(self.pw1(self.norm(y))))     # (B, H, W, C)
         return x + y.permute(0, 3, 1, 2)                              # (B, C, H, W)
@@ -264,7 +267,7 @@ def fourier(p:torch.Tensor, # (..., D) values, about [−1, 1]
     a = p[..., None] * (math.pi * 2.0 ** torch.arange(n_freqs, dtype=p.dtype, device=p.device))   # (..., D, K)
     return torch.cat([p, a.sin().flatten(-2), a.cos().flatten(-2)], -1)
 
-# %% ../../nbs/30a_x2b.ipynb #584d9c55
+# %% ../../nbs/30a_x2b.ipynb #6715b6b0
 class X2BNet(nn.Module):
     "X2B: ConvNeXt encoder + occupancy decoder on pixel-aligned features, a global code and the query's depth."
     def __init__(self, config:X2BConfig):
@@ -278,8 +281,13 @@ class X2BNet(nn.Module):
         self.blocks = nn.ModuleList([block() for _ in range(c.n_layers)])
         self.out = nn.Sequential(nn.ReLU(), nn.Linear(c.width, 1))
 
-    def decode(self, maps, code, P, x, shape)->torch.Tensor: # (B, Q) logits
-        "Occupancy logits of box-frame points x (B, Q, 3) from encoded X-rays (maps, code) with projections P (B, 3, 4)."
+    def decode(self, maps, # list of (B, C_i, H_i, W_i) encoder feature maps
+               code, # (B, global_dim) global codes
+               P, # (B, 3, 4) box frame → pixels
+               x, # (B, Q, 3) query points, box frame
+               shape, # (H, W) of the X-rays
+              )->torch.Tensor: # (B, Q) occupancy logits
+        "Occupancy logits of box-frame points from encoded X-rays (PIFu Eq. 1 with a global code)."
         uv = project_box(P, x, shape)                                                        # (B, Q, 2)
         feats = [F.grid_sample(m, uv[:, :, None], align_corners=True)[..., 0] for m in maps]  # each (B, C_i, Q)
         pix = torch.cat(feats, 1).transpose(1, 2)                                            # (B, Q, ΣC)
@@ -311,19 +319,26 @@ def occupancy_iou(logits, # (..., Q) occupancy logits (or any score > 0 = inside
     union = (pred | true).sum().item()
     return (pred & true).sum().item() / union if union else 1.0
 
-# %% ../../nbs/30a_x2b.ipynb #4d3a0c3c
+# %% ../../nbs/30a_x2b.ipynb #782bb1d5
 CHECKPOINT_FORMAT = 'neuralbonereg_nb.X2B/1'
 
-def lr_at(step:int, config:X2BConfig)->float:
-    "Cosine decay from lr to lr/20 over the run."
+def lr_at(step:int, # optimiser step, 0 … iterations
+          config:X2BConfig, # lr, iterations
+         )->float: # the learning rate at this step
+    "Cosine decay from lr to lr/20 over the run: lr (0.05 + 0.95 · ½(1 + cos(π step / iterations)))."
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step / config.iterations, 1.0))))
 
-def data_hash(data:X2BData)->str:
-    "Content hash of training data (images, points, labels)."
+def data_hash(data:X2BData, # X-rays with labelled points
+             )->str: # 16 hex characters
+    "Content hash of training data (images, points, labels): part of the checkpoint key."
     return content_hash(data.images.numpy(), data.points.numpy(), data.occupancy.numpy())[:16]
 
-def batch_indices(step:int, n_images:int, n_points:int, config:X2BConfig)->tuple:
-    "(b,) X-ray and (b, q) point indices of one step, from a generator seeded by (seed, step): the same after a resume."
+def batch_indices(step:int, # optimiser step
+                  n_images:int, # X-rays in the training data
+                  n_points:int, # query points per X-ray
+                  config:X2BConfig, # seed, batch_images, queries_per_image
+                 )->tuple: # (b,) X-ray indices, (b, q) point indices
+    "The X-rays and query points of one step, from a generator seeded by (seed, step): the same after a resume."
     gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     i = torch.randint(n_images, (min(config.batch_images, n_images),), generator=gen)
     j = torch.stack([torch.randperm(n_points, generator=gen)[:config.queries_per_image] for _ in range(len(i))])
@@ -345,7 +360,7 @@ def evaluate(net:X2BNet, # the network
     return dict(loss=sum(losses) / data.occupancy.numel(),
                 iou=occupancy_iou(logits[:, :data.n_uniform], data.occupancy[:, :data.n_uniform]))
 
-# %% ../../nbs/30a_x2b.ipynb #3b55c6ef
+# %% ../../nbs/30a_x2b.ipynb #2c9407fe
 def _save_checkpoint(path:Path, net, opt, step:int, history:list, config:X2BConfig, key:str):
     ckpt = dict(format=CHECKPOINT_FORMAT, config=asdict(config), key=key, step=step, history=history,
                 model=net.state_dict(), optimizer=opt.state_dict() if opt is not None else {})
@@ -363,8 +378,9 @@ def load_checkpoint(path, # a file written by train_x2b / X2B.save
         raise ValueError(f'{path.name} is not a {CHECKPOINT_FORMAT} checkpoint; train one with train_x2b')
     return ckpt
 
-def config_from_dict(d:dict)->X2BConfig:
-    "An X2BConfig from `asdict` output (lists back to tuples; unknown keys dropped)."
+def config_from_dict(d:dict, # `dataclasses.asdict(X2BConfig)` output, e.g. from a checkpoint
+                    )->X2BConfig:
+    "An X2BConfig from `asdict` output (lists back to tuples; unknown keys dropped). Raises `ValueError` for bad values."
     fields = {f.name for f in dataclasses.fields(X2BConfig)}
     return X2BConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in fields})
 
