@@ -157,7 +157,8 @@ class GridConfig(NeuralRegConfig):
 
 # %% ../nbs/09b_udf_methods.ipynb #8feadb41
 def _neuralreg_presets(name:str, cls=NeuralRegConfig, extra:dict|None=None, **reg)->PresetTable:
-    "One config per preset: register's preset of that name (with `reg` changed) and per-preset extra fields."
+    "One config per preset: register's preset of that name (with `reg` changed; the mirror check off) and per-preset extra fields."
+    reg = dict(mirror_check=False) | reg  # compared on the pose, like for like with the other methods; `register` itself runs the check
     return PresetTable(name, cls, **{p: cls(registration=replace(REGISTRATION_PRESETS[p], **reg), **(extra or {}).get(p, {})) for p in PRESET_NAMES})
 
 # %% ../nbs/09b_udf_methods.ipynb #b7cfb33b
@@ -216,4 +217,4 @@ class NeuralBoneRegMLP(_NeuralRegBase):
     "Ours as it was before the grid search: `register`'s `fast_cpu_mlp` preset at `fast_cpu` (the NeuralUDF at every step, every head to the end); `test` and `paper` as ours."
     name = 'neuralbonereg_mlp'
     PRESETS = PresetTable('neuralbonereg_mlp', NeuralRegConfig,
-                          **{p: NeuralRegConfig(REGISTRATION_PRESETS['fast_cpu_mlp' if p == 'fast_cpu' else p]) for p in PRESET_NAMES})
+                          **{p: NeuralRegConfig(replace(REGISTRATION_PRESETS['fast_cpu_mlp' if p == 'fast_cpu' else p], mirror_check=False)) for p in PRESET_NAMES})

@@ -128,10 +128,10 @@ def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:i
     try:
         reg = make_registrar(method, preset).register(preop, X, seed=s)
         rec.update(evaluate_registration(reg.T, T_gt, X, target), seconds=reg.seconds['total'], score_mm=reg.score_mm,
-                   poor=reg.poor, error='', T_est=' '.join(f'{v:.6g}' for v in np.asarray(reg.T).ravel()))
+                   poor=reg.poor, verdict=reg.verdict.kind, error='', T_est=' '.join(f'{v:.6g}' for v in np.asarray(reg.T).ravel()))
     except Exception as e:  # a crashing method is a failed run, with its message kept
         rec.update(rte_mm=np.inf, rre_deg=180.0, cd_mm=np.nan, hd95_mm=np.nan, success=False, flip=False,
-                   seconds=time.perf_counter() - t0, score_mm=np.nan, poor=True, error=f'{type(e).__name__}: {e}', T_est='')
+                   seconds=time.perf_counter() - t0, score_mm=np.nan, poor=True, verdict='error', error=f'{type(e).__name__}: {e}', T_est='')
     return rec
 
 def _init_worker():
@@ -274,7 +274,7 @@ def format_table(rows:list, # from `benchmark_table`
 
 # %% ../nbs/10_benchmark.ipynb #7dd98789
 CSV_FIELDS = ('suite', 'case', 'kind', 'method', 'preset', 'run', 'seed', 'n_points', 'rre_deg', 'rte_mm', 'cd_mm', 'hd95_mm', 'success',
-              'flip', 'seconds', 'score_mm', 'poor', 'error', 'T_est')
+              'flip', 'seconds', 'score_mm', 'poor', 'verdict', 'error', 'T_est')
 
 def write_csv(records:list, # from `run_benchmark`
               path, # .csv to write; must not exist unless `force`

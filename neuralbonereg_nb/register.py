@@ -13,15 +13,16 @@ from .frames import (check_cloud, apply_transform, quat_to_matrix, matrix_to_qua
                                      quat_to_matrix_t, pick_device)
 from .presets import PresetTable, check_positive, check_nonnegative, check_fraction, check_choice
 from .loss import coarse_to_fine, head_scores, SCORE_MODES, TRIM_KEEP
-from .polish import icp_point_to_point, plane_stage, score_mm, verdict, POOR_SCORE_MM
+from .polish import icp_point_to_point, plane_stage, score_mm, registration_score_mm
+from .verdict import CloudShape, Verdict, cloud_shape, judge
 from .fields import DistanceField, GridDistanceField, check_field
 from .neuralreg import NeuralReg, INITS
 from .so3 import plot_hypotheses, quat_to_rotvec
 from .viz import downsample
 
 # %% auto #0
-__all__ = ['REGISTRATION_PRESETS', 'RegistrationConfig', 'registration_config', 'pose_to_transform', 'Registration', 'Search',
-           'search', 'search_field', 'Candidates', 'rescore', 'polish_modes', 'run_registration', 'register',
+__all__ = ['REGISTRATION_PRESETS', 'MIRROR', 'RegistrationConfig', 'registration_config', 'pose_to_transform', 'Registration',
+           'Search', 'search', 'search_field', 'Candidates', 'rescore', 'polish_modes', 'run_registration', 'register',
            'plot_search']
 
 # %% ../nbs/07_register.ipynb #1c071698
@@ -53,7 +54,7 @@ class RegistrationConfig:
     plane_icp_iters:int = 100 # its iteration cap
     mode_sep_deg:float = 20.0 # candidates are distinct modes when their rotations differ by more than this
     mode_sep_mm:float = 20.0 # … or their centroids land farther apart than this, mm
-    poor_score_mm:float = POOR_SCORE_MM # a final score above this is flagged poor, mm
+    mirror_check:bool = True # also register the cloud's mirror image; the verdict is ambiguous if it fits as well (ours, `06b_verdict`): twice the time
     official_only:bool = False # skip the candidate re-scoring and the polish: return the official best-tracked pose
 
     def __post_init__(self):
@@ -98,18 +99,28 @@ class Registration:
     "The result of a registration: the pose, its own score and verdict, the competing modes and how long it took."
     T:np.ndarray # (4, 4) intraop mm → preop mm
     score_mm:float # aggregated distance of the registered cloud to the surface (the method's score), mm
-    poor:bool # the score is above config.poor_score_mm: do not trust T
-    message:str # a one-line verdict (`polish.verdict`)
+    verdict:Verdict # ok / ambiguous / poor / degenerate with a one-line reason (`verdict.judge`)
     runner_ups:list # distinct other modes, best first: dicts with T, score_mm, rotation_deg and offset_mm from the winner
     seconds:dict # seconds per stage (setup, optimize, rescore, polish, …) and 'total'
     config:object # the configuration that ran (a RegistrationConfig for NeuralReg)
     T_unpolished:np.ndarray|None = None # (4, 4) the best re-scored candidate before the ICP polish
     history:dict = field(default_factory=dict) # per step: loss_mm, best_mm (best head of the step), best_so_far_mm
     snapshots:list = field(default_factory=list) # dicts step, q (H, 4), t (H, 3), scores_mm (H,), when asked for
+    shape:CloudShape|None = None # the intraoperative cloud's extents and noise (`verdict.cloud_shape`)
+    mirror_score_mm:float|None = None # the best score of the cloud's mirror image, mm; None when not checked
+
+    @property
+    def poor(self)->bool:
+        "True unless the verdict is ok: do not use T without checking."
+        return not self.verdict.ok
+    @property
+    def message(self)->str:
+        "The verdict as one line, e.g. 'ok: trimmed distance 0.36 mm …'."
+        return str(self.verdict)
 
     def __repr__(self):
         ru = ', '.join(f"{r['score_mm']:.2f} mm @ {r['rotation_deg']:.0f}°" for r in self.runner_ups[:3]) or 'none'
-        return (f"Registration(score {self.score_mm:.3f} mm{' POOR' if self.poor else ''}; runner-ups: {ru}; "
+        return (f"Registration({self.verdict.kind.upper()}, score {self.score_mm:.3f} mm; runner-ups: {ru}; "
                 f"{self.seconds['total']:.1f} s)")
 
 # %% ../nbs/07_register.ipynb #a3b9aa56
@@ -244,6 +255,25 @@ def polish_modes(field:DistanceField, # the preoperative field (surface samples 
     return T_win, s_win, T_raw, runner
 
 # %% ../nbs/07_register.ipynb #ac476cec
+def _search_polish(field:DistanceField, searched:DistanceField, pts:np.ndarray, cfg:RegistrationConfig, seed:int, dev, snapshot_steps, sec:dict):
+    "centre → `search` → `rescore` → `polish_modes` of one cloud: (T, score mm, T before the polish, runner-ups, Search); stage seconds added to sec."
+    rng = np.random.default_rng(int(seed))
+    c_src = pts.mean(0)  # source centring (see explanations/official_code#sec-centring)
+    P = torch.tensor((pts - c_src) / field.normalization.scale_mm, dtype=torch.float32, device=dev)  # (N, 3) centred, normalized
+    t0 = time.perf_counter(); s = search(searched, P, cfg, seed, snapshot_steps); sec['optimize'] = sec.get('optimize', 0.0) + time.perf_counter() - t0
+    if cfg.official_only:
+        T = pose_to_transform(s.best_q.double().numpy(), s.best_t.double().numpy(), c_src, field.normalization)
+        score = score_mm(field, apply_transform(T, pts[rng.permutation(len(pts))[:cfg.rescore_points]]), cfg.score_mode, cfg.trim_keep)
+        sec.setdefault('rescore', 0.0); sec.setdefault('polish', 0.0)
+        return T, score, None, [], s
+    t0 = time.perf_counter(); cand = rescore(field, P, s, c_src, cfg, rng); sec['rescore'] = sec.get('rescore', 0.0) + time.perf_counter() - t0
+    t0 = time.perf_counter(); T, score, T_raw, runner = polish_modes(field, pts, cand, c_src, cfg, rng)
+    sec['polish'] = sec.get('polish', 0.0) + time.perf_counter() - t0
+    return T, score, T_raw, runner, s
+
+# %% ../nbs/07_register.ipynb #a820b8ce
+MIRROR = np.diag([-1.0, 1.0, 1.0]) # the reflection x → −x the mirror check applies to the intraoperative cloud
+
 def run_registration(field:DistanceField, # the preoperative field
                      pts:np.ndarray, # (N, 3) intraoperative cloud, intraop frame, mm, already checked (`frames.check_cloud`)
                      cfg:RegistrationConfig, # the settings
@@ -251,24 +281,24 @@ def run_registration(field:DistanceField, # the preoperative field
                      device:str|None=None, # 'cuda' / 'cpu'; None → CUDA when present
                      snapshot_steps=(), # steps at which to record all head poses and scores
                     )->Registration:
-    "NeuralReg on a checked cloud: centre, `search` (on `search_field`), `rescore`, `polish_modes`, verdict (see explanations/official_code#sec-heads; ours, see explanations/official_code#sec-tracking)."
+    "NeuralReg on a checked cloud: `_search_polish` (search on `search_field`, rescore, polish), the mirror image's too when `cfg.mirror_check`, then `verdict.judge` (see explanations/official_code#sec-heads; ours, see explanations/official_code#sec-tracking)."
     t_start = time.perf_counter(); sec = {}
-    dev = pick_device(device); field.to(dev); rng = np.random.default_rng(int(seed))
+    dev = pick_device(device); field.to(dev)
     searched, sec['grid'] = search_field(field, cfg)
-    c_src = pts.mean(0)  # source centring (see explanations/official_code#sec-centring)
-    P = torch.tensor((pts - c_src) / field.normalization.scale_mm, dtype=torch.float32, device=dev)  # (N, 3) centred, normalized
-    sec['setup'] = time.perf_counter() - t_start - sec['grid']; t0 = time.perf_counter()
-    s = search(searched, P, cfg, seed, snapshot_steps); sec['optimize'] = time.perf_counter() - t0
-    if cfg.official_only:
-        T = pose_to_transform(s.best_q.double().numpy(), s.best_t.double().numpy(), c_src, field.normalization)
-        score, runner, T_raw = score_mm(field, apply_transform(T, pts[rng.permutation(len(pts))[:cfg.rescore_points]]), cfg.score_mode, cfg.trim_keep), [], None
-        sec['rescore'] = sec['polish'] = 0.0
-    else:
-        t0 = time.perf_counter(); cand = rescore(field, P, s, c_src, cfg, rng); sec['rescore'] = time.perf_counter() - t0
-        t0 = time.perf_counter(); T, score, T_raw, runner = polish_modes(field, pts, cand, c_src, cfg, rng); sec['polish'] = time.perf_counter() - t0
+    sec['setup'] = time.perf_counter() - t_start - sec['grid']
+    T, score, T_raw, runner, s = _search_polish(field, searched, pts, cfg, seed, dev, snapshot_steps, sec)
+    mirror = None
+    if cfg.mirror_check:
+        mpts, sec_m = pts @ MIRROR, {}  # (N, 3) the cloud's mirror image
+        Tm, sm, *_ = _search_polish(field, searched, mpts, cfg, seed, dev, (), sec_m)
+        mirror = sm if cfg.score_mode == 'trimmed' else registration_score_mm(field, mpts, Tm, trim_keep=cfg.trim_keep, seed=seed)
+        sec['mirror'] = sum(sec_m.values())
+    t0 = time.perf_counter(); shape = cloud_shape(pts, seed=seed)
+    judged = score if cfg.score_mode == 'trimmed' else registration_score_mm(field, pts, T, trim_keep=cfg.trim_keep, seed=seed)
+    verdict = judge(judged, shape, field.normalization.scale_mm, runner, mirror)
+    sec['verdict'] = time.perf_counter() - t0
     sec['total'] = time.perf_counter() - t_start
-    poor, msg = verdict(score, cfg.poor_score_mm, cfg.score_mode, runner)
-    return Registration(T, float(score), poor, msg, runner, sec, cfg, T_raw, s.history, s.snapshots)
+    return Registration(T, float(score), verdict, runner, sec, cfg, T_raw, s.history, s.snapshots, shape, None if mirror is None else float(mirror))
 
 # %% ../nbs/07_register.ipynb #a589806a
 def register(field:DistanceField, # the preoperative bone: a PreopModel (NeuralUDF), ExactDistanceField or GridDistanceField

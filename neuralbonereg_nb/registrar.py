@@ -12,7 +12,8 @@ import numpy as np
 from .frames import check_cloud
 from .presets import PresetTable, PRESET_NAMES, check_positive, check_fraction, check_choice
 from .loss import TRIM_KEEP
-from .polish import SCORE_POINTS, POOR_SCORE_MM, POLISH_MODES, registration_score_mm, verdict, polish_pose
+from .polish import SCORE_POINTS, POLISH_MODES, registration_score_mm, polish_pose
+from .verdict import cloud_shape, judge, VERDICTS
 from .fields import DistanceField, check_field
 from .metrics import check_transform, rre_deg, rte_mm
 from .register import Registration
@@ -23,10 +24,9 @@ __all__ = ['BaselineConfig', 'PolishedConfig', 'Registrar', 'check_registrar', '
 # %% ../nbs/09_registrar.ipynb #3cfaa8f9
 @dataclass(frozen=True)
 class BaselineConfig:
-    "Settings every method shares: how its result is scored and flagged."
+    "Settings every method shares: how its result is scored (the verdict's thresholds are `verdict`'s, the same for every method)."
     score_points:int = SCORE_POINTS # registered points scored (seeded subset)
     trim_keep:float = TRIM_KEEP # the score is the mean of this smallest fraction of the distances
-    poor_score_mm:float = POOR_SCORE_MM # a score above this flags the result poor, mm
 
     def __post_init__(self):
         check_fraction(self, 'trim_keep', closed=True); check_positive(self, 'score_points')
@@ -71,7 +71,7 @@ def register(self:Registrar,
              field:DistanceField, # the preoperative bone (preop frame, mm)
              points_mm, # (N, 3) intraoperative cloud, intraop frame, mm (N ≥ 50)
              seed:int=0, # seeds every random choice of the method
-            )->Registration: # T intraop mm → preop mm, score_mm, poor, message, seconds, config
+            )->Registration: # T intraop mm → preop mm, score_mm, verdict, seconds, config
     "Check the cloud once, register it, and score and flag the result. Raises `ValueError` for bad input (`frames.check_cloud`)."
     pts = check_cloud(points_mm)
     check_field(field)
@@ -82,11 +82,12 @@ def register(self:Registrar,
     T, T_raw, extra = out
     t1, c = time.perf_counter(), self.config
     score = registration_score_mm(field, pts, T, c.score_points, c.trim_keep, int(seed))
+    shape = cloud_shape(pts, seed=int(seed))
+    v = judge(score, shape, field.normalization.scale_mm, extra.get('runner_ups', []))  # no mirror check for the methods we compare with
     sec['score'] = time.perf_counter() - t1
     sec['total'] = time.perf_counter() - t0 - sec['preop']
-    poor, msg = verdict(score, c.poor_score_mm)
-    return Registration(np.asarray(T, np.float64), score, poor, msg, extra.get('runner_ups', []), sec, c,
-                        None if T_raw is None else np.asarray(T_raw, np.float64), extra.get('history', {}))
+    return Registration(np.asarray(T, np.float64), score, v, extra.get('runner_ups', []), sec, c,
+                        None if T_raw is None else np.asarray(T_raw, np.float64), extra.get('history', {}), shape=shape)
 
 # %% ../nbs/09_registrar.ipynb #ec27624a
 @patch
@@ -124,7 +125,7 @@ def check_registrar(registrar, # a Registrar (or any object with name, preset, d
     except ValueError as e: raise AssertionError(str(e)) from None
     assert np.shape(r.T) == (4, 4), f"{name}: T must be (4, 4), got {np.shape(r.T)}."
     assert np.isfinite(r.score_mm), f"{name}: score_mm is {r.score_mm}."
-    assert isinstance(r.poor, (bool, np.bool_)) and isinstance(r.message, str) and r.message, f"{name}: poor / message not set."
+    assert getattr(r.verdict, 'kind', None) in VERDICTS and r.message, f"{name}: the verdict is not set."
     assert isinstance(r.seconds, dict) and r.seconds.get('total', -1) >= 0, f"{name}: seconds must be a dict with 'total' ≥ 0."
     if registrar.deterministic:
         r2 = registrar.register(field, pts, seed=seed)

@@ -45,7 +45,7 @@ def test_poor_fit_is_flagged(tibia):
     _, field, cloud = tibia
     noise = np.random.default_rng(0).uniform(-80, 80, (400, 3)) + cloud.mean(0)  # not this bone
     r = register(field, noise, 'test', seed=0, steps=5)
-    assert r.poor and 'POOR' in r.message
+    assert r.verdict.kind == 'poor' and r.poor and r.message.startswith('poor:')
 
 
 def test_works_with_a_neural_udf_and_evaluate(tibia):
