@@ -155,7 +155,8 @@ def check_ply_file(path, # a .ply file
         need += e['count'] * row
     size = path.stat().st_size
     if size < need:
-        counts = ' and '.join(f"{e['count']:,} {e['name']}" for e in hdr['elements'])
+        plural = {'vertex': 'vertices', 'face': 'faces'}
+        counts = ' and '.join(f"{e['count']:,} {plural.get(e['name'], e['name'] + ' elements')}" for e in hdr['elements'])
         raise ValueError(f"{path.name} is truncated: its header declares {counts} (at least {need:,} bytes) but the file "
                          f"has {size:,} bytes; copy or export it again.")
     return hdr

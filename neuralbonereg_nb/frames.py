@@ -46,7 +46,7 @@ def check_extent_mm(points, # (N, 3) points, supposedly mm
     pts = check_points(points, name)
     ext = float((pts.max(0) - pts.min(0)).max())
     if len(pts) > 1 and ext == 0:
-        raise ValueError(f"{name}: all {len(pts)} points coincide (at {np.array2string(pts[0], precision=4, separator=', ')}): "
+        raise ValueError(f"{name}: all {len(pts)} points coincide (at ({', '.join(f'{v:.6g}' for v in pts[0])})): "
                          f"this is not a surface; check the file or the export that produced it.")
     if len(pts) > 1 and ext < MIN_EXTENT_MM / 1000:
         raise ValueError(f"{name}: the points span only {ext:.3g} mm ({ext * 1000:.3g} mm even if the unit were metres): "

@@ -232,7 +232,7 @@ def _check_checkpoint(ckpt:dict, # a loaded checkpoint
     for k, typ in CHECKPOINT_KEYS.items():
         if k not in ckpt: raise ValueError(f"{name}: the checkpoint has no {k!r}; {fix}.")
         if not isinstance(ckpt[k], typ) or isinstance(ckpt[k], bool):
-            raise ValueError(f"{name}: the checkpoint's {k!r} is a {type(ckpt[k]).__name__}, not a "
+            raise ValueError(f"{name}: the checkpoint's {k!r} is a {type(ckpt[k]).__name__}, expected "
                              f"{' or '.join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))}; {fix}.")
     fields = {f.name for f in dataclasses.fields(UDFConfig)}
     try: config = UDFConfig(**{k: v for k, v in ckpt['config'].items() if k in fields})
@@ -311,7 +311,10 @@ class PreopModel(DistanceField):
         path = Path(path)
         if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
         try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e: raise ValueError(f"{path.name} is not a readable PreopModel checkpoint ({type(e).__name__}: {e}).") from None
+        except Exception as e:
+            why = ' '.join(str(e).split())
+            raise ValueError(f"{path.name} is not a readable PreopModel checkpoint ({type(e).__name__}: {why[:120]}{'…' if len(why) > 120 else ''}); "
+                             f"refit it (neuralbonereg fit, or fit_preop).") from None
         if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
             raise ValueError(f"{path.name} is not a {CHECKPOINT_FORMAT} checkpoint (found {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__}); refit with fit_preop.")
         config, net = _check_checkpoint(ckpt, path.name)
