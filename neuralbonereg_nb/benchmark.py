@@ -167,7 +167,7 @@ def _write_record(path:Path, rec:dict):
     "One task record as JSON, written atomically."
     import json
     text = json.dumps({k: (v.item() if hasattr(v, 'item') else v) for k, v in rec.items()})
-    write_atomic(path, lambda p: Path(p).write_text(text))
+    write_atomic(path, lambda p: Path(p).write_text(text), force=True)  # a cache entry, keyed by content
 
 def _read_record(path:Path)->dict:
     import json
@@ -285,7 +285,7 @@ def write_csv(records:list, # from `run_benchmark`
     def write(tmp):
         with open(tmp, 'w', newline='') as fh:
             w = csv.DictWriter(fh, CSV_FIELDS, extrasaction='ignore'); w.writeheader(); w.writerows(records)
-    write_atomic(p, write)
+    write_atomic(p, write, force=force)
     return p
 
 # %% ../nbs/10_benchmark.ipynb #eda443c8

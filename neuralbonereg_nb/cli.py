@@ -4,10 +4,10 @@
 
 # %% ../nbs/12_cli.ipynb #4d8236ee
 from __future__ import annotations
-import argparse, sys, time
+import argparse, os, sys, time, warnings
 from pathlib import Path
 import numpy as np
-from .files import safe_output, write_atomic, next_free
+from .files import safe_output, write_atomic, next_free, os_error_line
 
 # %% auto #0
 __all__ = ['cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report', 'cmd_register', 'cmd_evaluate',
@@ -48,31 +48,42 @@ def cmd_simulate(args):
         acq = simulate_rgbd_view(mesh, RGBDConfig(), seed=args.seed)
         extra = f"bone_fraction={acq.is_bone.mean():.3f}"
     seconds = time.perf_counter() - t0
-    write_atomic(out, lambda p: np.savetxt(p, acq.points, fmt='%.4f'))
+    write_atomic(out, lambda p: np.savetxt(p, acq.points, fmt='%.4f'), force=args.force)
     if report is not None:
         fig = plot_sweep(acq, mesh) if args.kind == 'us' else plot_rgbd_view(acq, mesh)
         fig.update_layout(title=f"{args.preop}: simulated {'ultrasound sweep' if args.kind == 'us' else 'RGB-D view'} (seed {args.seed})")
-        write_atomic(report, lambda p: fig.write_html(p, include_plotlyjs=True))
+        write_atomic(report, lambda p: fig.write_html(p, include_plotlyjs=True), force=args.force)
     r = sweep_realism(mesh, acq.points)
     print(f"points={len(acq.points)} {extra} coverage_2mm={r['coverage_2mm']:.3f} median_mm={r['median_mm']:.2f} "
           f"p95_mm={r['p95_mm']:.2f} seconds={seconds:.1f} output={out}" + (f" report={report}" if report else ''))
 
 # %% ../nbs/12_cli.ipynb #16270fac
+def _device_arg(spec:str|None, # the --device option: 'cuda', 'cpu', 'cuda:1', or None
+               )->str|None:
+    "Check --device before any work: one line when it is not a device or not on this machine. Raises `ValueError`."
+    if spec is None: return None
+    from neuralbonereg_nb.frames import pick_device
+    try: return str(pick_device(spec))
+    except ValueError as e: raise ValueError(f"--device {spec}: {e}") from None
+
 def cmd_fit(args):
-    "Fit the NeuralUDF of a preoperative bone and save it; print the accuracy line."
-    from neuralbonereg_nb.udf import fit_preop, udf_accuracy, accuracy_line, udf_config
+    "Fit the NeuralUDF of a preoperative bone, check it (finite, accurate enough: `udf.check_accuracy`), then save it; print the accuracy line."
+    from neuralbonereg_nb.udf import fit_preop, udf_accuracy, accuracy_line, udf_config, check_accuracy
     from neuralbonereg_nb.data import extract_outer_surface, EMBEDDED_BONES, load_bone, read_preop
     out = safe_output(args.output, args.force)
+    device = _device_arg(args.device)
     config = udf_config(args.preset)
     preop = load_bone(args.preop) if args.preop in EMBEDDED_BONES else read_preop(args.preop, config.knn_sigma + 1)
-    model = fit_preop(preop, config, device=args.device, cache=not args.no_cache, progress=not args.quiet)
-    model.save(out, overwrite=True)  # atomic; `out` was checked before the fit
+    model = fit_preop(preop, config, device=device, cache=not args.no_cache, progress=not args.quiet)
     if not isinstance(preop, np.ndarray): ref = extract_outer_surface(preop) if config.outer_surface else preop
     else:
         from neuralbonereg_nb.simulate import mesh_from_points
         ref = mesh_from_points(model.surface_points_mm)
+    acc = udf_accuracy(model, ref)
+    check_accuracy(acc['band_median_mm'], model.config, model.normalization.scale_mm, f'the fit of {args.preop}')
+    model.save(out, overwrite=args.force)  # only now; an exclusive create unless --force
     print(f"model={out} {model!r}")
-    print(accuracy_line(udf_accuracy(model, ref), model.fit_seconds))
+    print(accuracy_line(acc, model.fit_seconds))
 
 # %% ../nbs/12_cli.ipynb #920d566f
 def _preop(spec:str, udf_preset:str='fast_cpu', quiet:bool=True):
@@ -105,13 +116,15 @@ def registration_figure(model, # a DistanceField (PreopModel, ExactDistanceField
 def write_report(path, # .html file to write (atomically)
                  figs, # Plotly figures, in order
                  text:str='', # a preformatted block (the result table)
-                 title:str='NeuralBoneReg'):
+                 title:str='NeuralBoneReg',
+                 force:bool=False, # replace a file at `path` (else an exclusive create, `files.write_atomic`)
+                ):
     "One self-contained HTML page: a title, a text block and the figures (plotly.js inlined once)."
     import html
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
             f"<h2>{html.escape(title)}</h2><pre>{html.escape(text)}</pre>{''.join(parts)}</body></html>")
-    write_atomic(path, lambda p: Path(p).write_text(page, encoding='utf-8'))
+    write_atomic(path, lambda p: Path(p).write_text(page, encoding='utf-8'), force=force)
 
 # %% ../nbs/12_cli.ipynb #3044fe2d
 def cmd_register(args):
@@ -182,7 +195,9 @@ def cmd_demo(args):
     p0, reg0 = keep[0]
     figs = [registration_figure(model, p0, np.eye(4), mesh, 'run 0 before: the perturbed intraoperative cloud'),
             registration_figure(model, p0, reg0.T, mesh, f'run 0 after: score {reg0.score_mm:.2f} mm')]
-    write_report(report, figs, line, f'neuralbonereg demo: {args.bone}')
+    try: write_report(report, figs, line, f'neuralbonereg demo: {args.bone}')
+    except FileExistsError:  # a file took the name during the run: the next free one, as the option promises
+        report = next_free(report); write_report(report, figs, line, f'neuralbonereg demo: {args.bone}')
     print(f"report={report}")
     print(line)
 
@@ -200,7 +215,8 @@ def cmd_benchmark(args):
     if out is not None: write_csv(recs, out, force=args.force)
     rows = benchmark_table(recs)
     if report is not None:
-        write_report(report, [plot_benchmark(recs, f'suite {args.suite}')], format_table(rows), f'neuralbonereg benchmark: {args.suite}')
+        write_report(report, [plot_benchmark(recs, f'suite {args.suite}')], format_table(rows), f'neuralbonereg benchmark: {args.suite}',
+                     force=args.force)
     print(format_table(rows))
     errs = [r for r in recs if r['error']]
     for r in errs[:5]: print(f"error: {r['case']} run {r['run']} {r['method']}: {r['error']}", file=sys.stderr)
@@ -216,16 +232,35 @@ def cmd_reconstruct_us(args):
     out = safe_output(args.output, args.force)
     clean = {'femur': CLEAN_ULTRABONESHIP_FEMUR, 'largest': CLEAN_ULTRABONES100K, 'none': None}[args.clean]
     frames = slice(None, None, args.every) if args.every > 1 else None
-    cal = ULTRABONES_CALIBRATION if args.calibration is None else ProbeCalibration(tuple(args.calibration[:3]), tuple(args.calibration[3:]))
+    try: cal = ULTRABONES_CALIBRATION if args.calibration is None else ProbeCalibration(tuple(args.calibration[:3]), tuple(args.calibration[3:]))
+    except ValueError as e: raise ValueError(f"--calibration {' '.join(f'{v:g}' for v in args.calibration)}: {e}") from None
     r = reconstruct_sweep(read_sweep(args.record_dir, calibration=cal), clean=clean, frames=frames)
-    write_atomic(out, lambda p: np.savetxt(p, r.points, fmt='%.4f'))
+    write_atomic(out, lambda p: np.savetxt(p, r.points, fmt='%.4f'), force=args.force)
     print(f'points={len(r)} frames_used={r.frames_used} frames_with_bone={(r.counts > 0).sum()} '
           f'raw_points={len(r.raw_points)} seconds={r.seconds:.1f} output={out}')
 
 # %% ../nbs/12_cli.ipynb #09ce3691
+class _Parser(argparse.ArgumentParser):
+    "An argument parser whose errors are one line on stderr (exit status 2) that names the option."
+    def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+def _seed(s:str)->int:
+    "argparse type of --seed: an integer from 0 to 2**32 - 1."
+    try: v = int(s)
+    except ValueError: v = -1
+    if not 0 <= v < 2 ** 32: raise argparse.ArgumentTypeError(f"must be an integer from 0 to 4294967295 (e.g. --seed 0), got {s!r}")
+    return v
+
+def _positive(s:str)->int:
+    "argparse type of counts (--runs, --every, --limit, --workers): an integer ≥ 1."
+    try: v = int(s)
+    except ValueError: v = 0
+    if v < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
+    return v
+
 def build_parser()->argparse.ArgumentParser:
     "The `neuralbonereg` argument parser, one sub-command per job."
-    p = argparse.ArgumentParser(prog='neuralbonereg', description='NeuralBoneReg: register an intraoperative bone cloud to a preoperative CT bone surface (all in mm).')
+    p = _Parser(prog='neuralbonereg', description='NeuralBoneReg: register an intraoperative bone cloud to a preoperative CT bone surface (all in mm).')
     sub = p.add_subparsers(dest='command', required=True)
     b = sub.add_parser('bones', help='fetch and list the embedded real CT bones (gias3.examples, MPL-2.0)')
     b.set_defaults(func=cmd_bones)
@@ -233,7 +268,7 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('preop', help='an embedded bone name (tibia, fibula, hemipelvis_left, ...) or a mesh file in mm')
     s.add_argument('-o', '--output', required=True, help='the simulated cloud, .xyz (mm, the mesh frame)')
     s.add_argument('--kind', choices=('us', 'rgbd'), default='us', help='tracked ultrasound sweep (us) or RGB-D view')
-    s.add_argument('--seed', type=int, default=0, help='random seed')
+    s.add_argument('--seed', type=_seed, default=0, help='random seed')
     s.add_argument('--report', help='write an interactive HTML figure here')
     s.add_argument('--force', action='store_true', help='replace existing output files')
     s.set_defaults(func=cmd_simulate)
@@ -250,9 +285,9 @@ def build_parser()->argparse.ArgumentParser:
         q.add_argument('--preset', default='fast_cpu', choices=presets,
                        help='registration preset' + (' (fast_cpu_mlp: the previous default, the MLP at every step)' if 'fast_cpu_mlp' in presets else ''))
         q.add_argument('--udf-preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help='NeuralUDF preset when PREOP is not a saved model')
-        q.add_argument('--seed', type=int, default=0, help='random seed (perturbations and the registration)')
+        q.add_argument('--seed', type=_seed, default=0, help='random seed (perturbations and the registration)')
         if runs:
-            q.add_argument('--runs', type=int, default=10, help='seeded perturbation runs')
+            q.add_argument('--runs', type=_positive, default=10, help='seeded perturbation runs')
             q.add_argument('--protocol', default='uniform', choices=('uniform', 'euler'), help="perturbation protocol: Haar-uniform SO(3) ± 100 mm, or the official Euler ±180° / ±500 mm")
     r = sub.add_parser('register', help='register an intraoperative cloud (mm) to a preoperative bone; write T (4x4)')
     r.add_argument('preop', help='embedded bone name, mesh / surface cloud (mm), or a saved model (.pt)')
@@ -273,8 +308,8 @@ def build_parser()->argparse.ArgumentParser:
     k.add_argument('--suite', default='real', choices=('real', 'embedded', 'spine'), help='real: the CT-US fibula; embedded: gias3 bones with simulated sweeps; spine: 25 vertebrae with simulated RGB-D views')
     k.add_argument('--methods', default='neuralbonereg,neuralbonereg_official,fpfh_ransac_icp,fgr_icp,pca_icp,icp',
                    help='comma-separated registrar names (09c_baselines); the first one is summarized on the last line')
-    k.add_argument('--limit', type=int, default=None, help='only the first N cases of the suite')
-    k.add_argument('--workers', type=int, default=1, help='processes (each runs with one thread)')
+    k.add_argument('--limit', type=_positive, default=None, help='only the first N cases of the suite')
+    k.add_argument('--workers', type=_positive, default=1, help='processes (each runs with one thread)')
     k.add_argument('--out', help='per-task results, .csv')
     k.add_argument('--report', help='HTML with the table and the plots')
     k.add_argument('--quiet', action='store_true', help='no progress bar')
@@ -284,7 +319,7 @@ def build_parser()->argparse.ArgumentParser:
     u = sub.add_parser('reconstruct-us', help='bone point cloud (.xyz, mm) from a tracked B-mode record')
     u.add_argument('record_dir', help='record folder: UltrasoundImages/<timestamp>.png and sweep_initial.csv (or poses.csv)')
     u.add_argument('-o', '--output', required=True, help='the reconstructed cloud, .xyz (mm, tracking frame)')
-    u.add_argument('--every', type=int, default=1, help='use every N-th frame (default: all)')
+    u.add_argument('--every', type=_positive, default=1, help='use every N-th frame (default: all)')
     u.add_argument('--clean', choices=('femur', 'largest', 'none'), default='femur',
                    help="cleaning: UltraBonesHip femur rule (default), UltraBones100k largest DBSCAN cluster, or none")
     u.add_argument('--calibration', type=float, nargs=6, metavar=('RX', 'RY', 'RZ', 'TX', 'TY', 'TZ'),
@@ -296,9 +331,24 @@ def build_parser()->argparse.ArgumentParser:
 # %% ../nbs/12_cli.ipynb #5ace8a0a
 def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
         )->int: # exit status
-    "Console script `neuralbonereg`: errors are printed as one clear line, exit status 2."
-    args = build_parser().parse_args(argv)
-    try: args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as e:
-        print(f"neuralbonereg {args.command}: error: {e}", file=sys.stderr); return 2
-    return 0
+    """Console script `neuralbonereg`. Every failure is one line on stderr, `neuralbonereg CMD: error: ...`, naming the
+    file or option and the fix, never a traceback (set NEURALBONEREG_DEBUG=1 to see one for an unexpected error).
+
+    Exit status: 0 ok; 2 error (bad arguments, an unreadable or invalid input, an output that exists, is a folder or
+    cannot be written, a device that is not there, an unexpected error); 130 interrupted. A command may return its own
+    status (`rc = args.func(args)`)."""
+    try: args = build_parser().parse_args(argv)
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 2  # --help (0) or a bad argument (2), already printed
+    cmd = f"neuralbonereg {args.command}"
+    def say(kind, msg): print(f"{cmd}: {kind}: {' '.join(str(msg).split())}", file=sys.stderr)
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *a, **k: say('warning', message)  # one line each, no source line
+        try: rc = args.func(args)
+        except KeyboardInterrupt: say('error', 'interrupted'); return 130
+        except OSError as e: say('error', os_error_line(e)); return 2  # PermissionError, IsADirectoryError, FileExistsError, ...
+        except (ValueError, RuntimeError) as e: say('error', e); return 2
+        except Exception as e:
+            if os.environ.get('NEURALBONEREG_DEBUG'): raise
+            say('error', f"unexpected {type(e).__name__}: {e} (a bug: please report it with the command line; NEURALBONEREG_DEBUG=1 shows the traceback)")
+            return 2
+    return int(rc or 0)

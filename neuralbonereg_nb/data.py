@@ -13,11 +13,12 @@ from .frames import check_points, check_extent_mm, subset_indices
 from .files import cache_dir, write_atomic, content_hash, file_sha256
 
 # %% auto #0
-__all__ = ['MESH_SUFFIXES', 'CLOUD_SUFFIXES', 'GIAS3_WHEEL', 'GIAS3_SHA256', 'GIAS3_REQ', 'EMBEDDED_BONES', 'HIP_CASES',
-           'REAL_CASES', 'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'DATASETS', 'data_root', 'require_data', 'clean_mesh',
-           'check_mesh', 'read_mesh', 'read_points', 'sample_surface', 'surface_distance', 'parse_vrml',
-           'fetch_gias3_wheel', 'load_bone', 'Case', 'load_case', 'load_vertebra', 'CaseRef', 'scan_dataset',
-           'mesh_hash', 'fibonacci_sphere', 'extract_outer_surface', 'read_preop', 'preop_surface']
+__all__ = ['MESH_SUFFIXES', 'CLOUD_SUFFIXES', 'PLY_TYPE_BYTES', 'GIAS3_WHEEL', 'GIAS3_SHA256', 'GIAS3_REQ', 'EMBEDDED_BONES',
+           'HIP_CASES', 'REAL_CASES', 'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'DATASETS', 'data_root', 'require_data',
+           'clean_mesh', 'check_mesh', 'ply_header', 'check_ply_file', 'check_stl_file', 'read_mesh', 'read_points',
+           'sample_surface', 'surface_distance', 'parse_vrml', 'fetch_gias3_wheel', 'load_bone', 'Case', 'load_case',
+           'load_vertebra', 'CaseRef', 'scan_dataset', 'mesh_hash', 'fibonacci_sphere', 'extract_outer_surface',
+           'read_preop', 'preop_surface']
 
 # %% ../nbs/01_data.ipynb #d3f55702
 def data_root()->Path|None:
@@ -50,6 +51,7 @@ def _as_mesh(V, F)->o3d.geometry.TriangleMesh:
 def clean_mesh(mesh:o3d.geometry.TriangleMesh, # a triangle mesh, mm
               )->o3d.geometry.TriangleMesh: # the same mesh, cleaned in place and returned
     "Merge duplicate vertices (STL), drop duplicated / degenerate triangles and unreferenced vertices (step 1 in explanations/official_code#sec-outer-surface)."
+    mesh.remove_duplicated_vertices()  # exact duplicates first (hashing, linear): merging close vertices is quadratic in coincident ones
     mesh.merge_close_vertices(1e-6)
     mesh.remove_duplicated_vertices(); mesh.remove_duplicated_triangles()
     mesh.remove_degenerate_triangles(); mesh.remove_unreferenced_vertices()
@@ -60,31 +62,143 @@ def check_mesh(mesh:o3d.geometry.TriangleMesh, # a triangle mesh
                name:str='mesh', # for the message
                min_vertices:int=4, # fewest vertices accepted
               )->o3d.geometry.TriangleMesh:
-    "Validate a bone mesh: has triangles, finite vertices, enough of them, a size in mm. Raises `ValueError`."
+    "Validate a bone mesh: has triangles on its own vertices, finite vertices, enough of them, a size in mm, a non-zero area. Raises `ValueError`."
     if not isinstance(mesh, o3d.geometry.TriangleMesh):
         raise ValueError(f"{name} must be an open3d.geometry.TriangleMesh, got {type(mesh).__name__}; "
                          f"read files with read_mesh(path).")
-    V = np.asarray(mesh.vertices)
-    if len(mesh.triangles) == 0:
+    V, F = np.asarray(mesh.vertices), np.asarray(mesh.triangles)
+    if len(F) == 0:
         raise ValueError(f"{name} has no triangles ({len(V)} vertices): it is empty or a point cloud. "
                          f"For a cloud use read_points(path); for a mesh check the export.")
     check_points(V, f'{name} vertices', min_points=min_vertices)
-    check_extent_mm(V, name)
+    if F.min() < 0 or F.max() >= len(V):
+        raise ValueError(f"{name}: triangles refer to vertex {F.max()} of only {len(V)}; the file is corrupt, export it again.")
+    ext = check_extent_mm(V, name)
+    area = np.linalg.norm(np.cross(V[F[:, 1]] - V[F[:, 0]], V[F[:, 2]] - V[F[:, 0]]), axis=1).sum() / 2
+    if not area > 1e-9 * ext ** 2:
+        raise ValueError(f"{name}: all {len(F)} triangles have zero area (collinear or coincident corners), a surface of "
+                         f"{area:.3g} mm²; nothing to fit or register to. Check the export (a flattened or collapsed mesh).")
     return mesh
+
+# %% ../nbs/01_data.ipynb #e4443037
+def _o3d_call(fn, *args, **kw)->tuple:
+    "Run an Open3D function with its console output captured: Open3D's warnings (printed through Python's sys.stdout) and RPly's / Assimp's C-level prints (file descriptors 1 and 2). Returns (result, captured text)."
+    import contextlib, ctypes, io
+    py = io.StringIO()
+    sys.stdout.flush(); sys.stderr.flush()
+    try: saved = os.dup(1), os.dup(2)
+    except OSError: saved = None
+    with tempfile.TemporaryFile() as cap, contextlib.redirect_stdout(py), contextlib.redirect_stderr(py):
+        try:
+            if saved: os.dup2(cap.fileno(), 1); os.dup2(cap.fileno(), 2)
+            out = fn(*args, **kw)
+        finally:
+            if saved:
+                try: ctypes.CDLL(None).fflush(None)  # C stdio buffers still pointing at the capture
+                except Exception: pass
+                os.dup2(saved[0], 1); os.dup2(saved[1], 2); os.close(saved[0]); os.close(saved[1])
+        cap.seek(0); text = cap.read().decode('utf-8', 'replace')
+    return out, text + py.getvalue()
+
+_O3D_NOT_FAILURES = ('appears to be a geometry::PointCloud',)  # a PLY without faces read as a mesh: check_mesh says it
+
+def _o3d_failure(text:str, # captured Open3D / RPly output
+                )->str|None: # up to two lines reporting a failed read, joined; None if the read went through
+    lines = [re.sub(r'\x1b\[[0-9;]*m|\[Open3D (WARNING|ERROR)\]', '', l).strip() for l in text.splitlines()]
+    bad = [l for l in lines if l and not any(ok in l for ok in _O3D_NOT_FAILURES)
+           and re.search(r'fail|unable|error|unexpected|cannot|invalid', l, re.I)]
+    return '; '.join(bad[:2]) or None
+
+def _o3d_read(fn, # o3d.io.read_point_cloud or o3d.io.read_triangle_mesh
+              path:Path, # the file
+              **kw):
+    "An Open3D read that fails loudly. Raises `ValueError` when Open3D reports a failed or partial read."
+    out, text = _o3d_call(fn, str(path), **kw)
+    why = _o3d_failure(text)
+    if why: raise ValueError(f"{path.name} could not be read whole (Open3D: {why}): the file is truncated or corrupt; copy or export it again.")
+    return out
+
+# %% ../nbs/01_data.ipynb #ea2fe069
+PLY_TYPE_BYTES = {'char': 1, 'uchar': 1, 'int8': 1, 'uint8': 1, 'short': 2, 'ushort': 2, 'int16': 2, 'uint16': 2,
+                  'int': 4, 'uint': 4, 'int32': 4, 'uint32': 4, 'float': 4, 'float32': 4, 'double': 8, 'float64': 8}
+
+def ply_header(path, # a .ply file
+              )->dict: # format, header_bytes, elements: [dict(name, count, props: [('double', 'x') | ('list', 'uchar', 'uint', 'vertex_indices')])]
+    "The header of a PLY file. Raises `ValueError` for a file that is not PLY."
+    path = Path(path)
+    with open(path, 'rb') as f: head = f.read(1 << 16)
+    end = head.find(b'end_header')
+    if not head.startswith(b'ply') or end < 0:
+        raise ValueError(f"{path.name} is not a PLY file (no 'ply' ... 'end_header' header); is it mislabelled or corrupt?")
+    nl = head.find(b'\n', end)
+    fmt, elements = None, []
+    try:
+        for line in head[:end].decode('ascii', 'replace').splitlines():
+            w = line.split()
+            if w and w[0] == 'format': fmt = w[1]
+            elif w and w[0] == 'element': elements.append(dict(name=w[1], count=int(w[2]), props=[]))
+            elif w and w[0] == 'property' and elements: elements[-1]['props'].append(tuple(w[1:]))
+    except (IndexError, ValueError): raise ValueError(f"{path.name}: malformed PLY header line {line!r}; export the file again.") from None
+    return dict(format=fmt, header_bytes=nl + 1 if nl >= 0 else len(head), elements=elements)
+
+def _ply_count(hdr:dict, name:str)->int: return sum(e['count'] for e in hdr['elements'] if e['name'] == name)
+
+def check_ply_file(path, # a .ply file
+                  )->dict: # its header (`ply_header`)
+    "Refuse a binary PLY shorter than its header declares (a face counts at least 3 indices): a truncated copy. Raises `ValueError`."
+    path = Path(path); hdr = ply_header(path)
+    if not str(hdr['format']).startswith('binary'): return hdr  # ASCII: a short file makes Open3D report a failed read
+    need = hdr['header_bytes']
+    for e in hdr['elements']:
+        row = sum(PLY_TYPE_BYTES.get(p[1], 1) + (3 if e['name'] == 'face' else 0) * PLY_TYPE_BYTES.get(p[2], 4) if p[0] == 'list'
+                  else PLY_TYPE_BYTES.get(p[0], 4) for p in e['props'])
+        need += e['count'] * row
+    size = path.stat().st_size
+    if size < need:
+        plural = {'vertex': 'vertices', 'face': 'faces'}
+        counts = ' and '.join(f"{e['count']:,} {plural.get(e['name'], e['name'] + ' elements')}" for e in hdr['elements'])
+        raise ValueError(f"{path.name} is truncated: its header declares {counts} (at least {need:,} bytes) but the file "
+                         f"has {size:,} bytes; copy or export it again.")
+    return hdr
+
+def _check_ply_counts(path:Path, hdr:dict, n_vertices:int, n_faces:int|None=None):
+    "The counts read against the counts declared. Raises `ValueError`."
+    nv, nf = _ply_count(hdr, 'vertex'), _ply_count(hdr, 'face')
+    if n_vertices != nv:
+        raise ValueError(f"{path.name}: its header declares {nv:,} vertices but {n_vertices:,} were read; the file is truncated or corrupt, export it again.")
+    if n_faces is not None and n_faces < nf:
+        raise ValueError(f"{path.name}: its header declares {nf:,} faces but {n_faces:,} triangles were read; the file is truncated or corrupt, export it again.")
+
+def check_stl_file(path, # a .stl file
+                  ):
+    "Refuse a binary STL shorter than its triangle count declares (84 + 50 bytes per triangle): a truncated copy. Raises `ValueError`."
+    path = Path(path); size = path.stat().st_size
+    with open(path, 'rb') as f: head = f.read(1024)
+    if head[:5].lower() == b'solid' and (b'facet' in head or b'endsolid' in head): return  # ASCII STL
+    if size < 84: raise ValueError(f"{path.name} is too short to be an STL file ({size} bytes); is it mislabelled or empty?")
+    n = int.from_bytes(head[80:84], 'little')
+    if size < 84 + 50 * n:
+        raise ValueError(f"{path.name} is truncated: it declares {n:,} triangles ({84 + 50 * n:,} bytes) but the file has "
+                         f"{size:,} bytes; copy or export it again.")
 
 # %% ../nbs/01_data.ipynb #5c654859
 def read_mesh(path, # a mesh file: .stl .ply .obj .off .gltf .glb, in mm
               min_vertices:int=4, # fewest vertices accepted
              )->o3d.geometry.TriangleMesh: # cleaned mesh (vertices merged), mm, the file's frame
-    "Read a bone surface mesh (mm) and check it. Raises `FileNotFoundError`, or `ValueError` for a bad or empty file, a point cloud, NaNs, or metres."
+    "Read a bone surface mesh (mm) whole and check it. Raises `FileNotFoundError`, or `ValueError` for a truncated, corrupt or empty file, a point cloud, NaNs, zero area, or metres."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no mesh file at {path}")
-    if path.suffix.lower() not in MESH_SUFFIXES:
+    suf = path.suffix.lower()
+    if suf not in MESH_SUFFIXES:
         raise ValueError(f"{path.name}: {path.suffix!r} is not a mesh format ({', '.join(MESH_SUFFIXES)}); "
                          f"for point clouds use read_points.")
-    mesh = o3d.io.read_triangle_mesh(str(path))
-    if len(mesh.triangles) == 0 and len(mesh.vertices) == 0 and path.stat().st_size > 0 and path.suffix.lower() != '.ply':
+    hdr = check_ply_file(path) if suf == '.ply' else None
+    if suf == '.stl': check_stl_file(path)
+    mesh = _o3d_read(o3d.io.read_triangle_mesh, path)
+    if len(mesh.triangles) == 0 and len(mesh.vertices) == 0 and path.stat().st_size > 0 and suf != '.ply':
         raise ValueError(f"{path.name} could not be parsed as a {path.suffix} mesh; is the file corrupt or mislabelled?")
+    if hdr is not None: _check_ply_counts(path, hdr, len(mesh.vertices), len(mesh.triangles))
+    check_mesh(mesh, path.name, min_vertices)  # before merging vertices: quadratic in coincident ones
     return check_mesh(clean_mesh(mesh), path.name, min_vertices)
 
 # %% ../nbs/01_data.ipynb #4696576e
@@ -92,10 +206,21 @@ def _is_csv(path:Path)->bool:
     with open(path, 'r', errors='replace') as f: return ',' in f.read(1000)
 
 # %% ../nbs/01_data.ipynb #9daeb27c
+def _check_no_padding(pts:np.ndarray, name:str):
+    "Refuse points piled exactly on (0, 0, 0) (or on denormal garbage): a truncated file's padding or invalid depth pixels. Raises `ValueError`."
+    at0 = (np.abs(pts) < 1e-30).all(1)
+    if at0.sum() >= 2:
+        raise ValueError(f"{name}: {at0.sum():,} of {len(pts):,} points lie exactly at (0, 0, 0), the padding of a truncated file or "
+                         f"invalid (zero) depth pixels; export the file again, or drop them: points[(points != 0).any(1)].")
+
+def _pcd_count(path:Path)->int|None:
+    with open(path, 'rb') as f: m = re.search(rb'^POINTS\s+(\d+)', f.read(4096), re.M)
+    return int(m.group(1)) if m else None
+
 def read_points(path, # a point file: .xyz/.xyzn/.pts/.txt (columns x y z [...]), .ply, .pcd, .npy; in mm
                 min_points:int=1, # fewest points accepted
                )->np.ndarray: # (N, 3) float64 points, mm, the file's frame
-    "Read an intraoperative (or preoperative) point cloud in mm and check it. Raises `FileNotFoundError` or `ValueError` (empty, NaN/inf, too few points, metres)."
+    "Read an intraoperative (or preoperative) point cloud in mm, whole, and check it. Raises `FileNotFoundError` or `ValueError` (truncated or corrupt, empty, NaN/inf, too few points, padding at the origin, all coincident, metres)."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no point file at {path}")
     suf = path.suffix.lower()
@@ -103,8 +228,19 @@ def read_points(path, # a point file: .xyz/.xyzn/.pts/.txt (columns x y z [...])
         raise ValueError(f"{path.name} is a mesh format; use read_mesh(path), or sample it with sample_surface.")
     if suf not in CLOUD_SUFFIXES:
         raise ValueError(f"{path.name}: {suf!r} is not a point cloud format ({', '.join(CLOUD_SUFFIXES)}).")
-    if suf == '.npy': pts = np.load(path, allow_pickle=False)
-    elif suf in ('.ply', '.pcd'): pts = np.asarray(o3d.io.read_point_cloud(str(path), remove_nan_points=False, remove_infinite_points=False).points)
+    kw = dict(remove_nan_points=False, remove_infinite_points=False)
+    if suf == '.npy':
+        try: pts = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e: raise ValueError(f"{path.name}: not a readable .npy array ({e}); save it again with np.save.") from None
+    elif suf == '.ply':
+        hdr = check_ply_file(path)
+        pts = np.asarray(_o3d_read(o3d.io.read_point_cloud, path, **kw).points)
+        _check_ply_counts(path, hdr, len(pts))
+    elif suf == '.pcd':
+        pts = np.asarray(_o3d_read(o3d.io.read_point_cloud, path, **kw).points)
+        n = _pcd_count(path)
+        if n is not None and n != len(pts):
+            raise ValueError(f"{path.name}: its header declares {n:,} points but {len(pts):,} were read; the file is truncated or corrupt, export it again.")
     else:
         try:
             with warnings.catch_warnings():
@@ -115,6 +251,7 @@ def read_points(path, # a point file: .xyz/.xyzn/.pts/.txt (columns x y z [...])
         if pts.shape[1] < 3: raise ValueError(f"{path.name}: needs at least 3 columns (x y z), found {pts.shape[1]}.")
         pts = pts[:, :3]
     pts = check_points(pts, path.name, min_points=min_points)
+    _check_no_padding(pts, path.name)
     check_extent_mm(pts, path.name)
     return pts
 
@@ -378,10 +515,8 @@ def extract_outer_surface(mesh:o3d.geometry.TriangleMesh, # CT bone mesh, mm
 
 # %% ../nbs/01_data.ipynb #447630fd
 def _ply_has_faces(path:Path)->bool:
-    "Whether a PLY file declares a non-empty face element (read from its header only)."
-    with open(path, 'rb') as f: head = f.read(4096).split(b'end_header')[0]
-    m = re.search(rb'element face (\d+)', head)
-    return bool(m and int(m.group(1)) > 0)
+    "Whether a PLY file declares a non-empty face element (read from its header only). Raises `ValueError` for a file that is not PLY."
+    return _ply_count(ply_header(path), 'face') > 0
 
 # %% ../nbs/01_data.ipynb #53984d5a
 def read_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path to a mesh or a cloud, mm

@@ -4,12 +4,12 @@
 
 # %% ../nbs/00a_files.ipynb #e6f21623
 from __future__ import annotations
-import hashlib, os
+import errno, hashlib, os
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['cache_dir', 'safe_output', 'next_free', 'write_atomic', 'content_hash', 'file_sha256']
+__all__ = ['cache_dir', 'safe_output', 'next_free', 'write_atomic', 'os_error_line', 'content_hash', 'file_sha256']
 
 # %% ../nbs/00a_files.ipynb #7868608c
 def cache_dir(sub:str='', # a sub-folder of the cache
@@ -25,14 +25,27 @@ def cache_dir(sub:str='', # a sub-folder of the cache
     return d
 
 # %% ../nbs/00a_files.ipynb #325da928
+def _check_writable(folder:Path, p:Path):
+    "Create and delete a probe file in `folder` (the one honest test: permissions, read-only mounts, root). Raises `PermissionError`."
+    probe = folder / f'.{p.name}.{os.getpid()}.probe'
+    try: fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError: return
+    except OSError as e:
+        raise PermissionError(f"cannot write {p.name} in folder {folder} ({e.strerror}); choose a folder you can write to, "
+                              f"or fix its permissions.") from None
+    os.close(fd); os.unlink(probe)
+
 def safe_output(path, # where the user asked us to write
                 force:bool=False, # replace an existing file
                )->Path: # the checked path
-    "Check an output path before the work: refuse an existing file unless `force`, and a missing folder. Raises `FileExistsError`, `FileNotFoundError`."
+    "Check an output path before the work: refuse an existing file unless `force`, a folder at that name, a missing or unwritable folder. Raises `FileExistsError`, `IsADirectoryError`, `FileNotFoundError`, `NotADirectoryError`, `PermissionError`."
     p = Path(path)
+    if p.is_dir(): raise IsADirectoryError(f"{p} is a folder, not a file; name a file (inside it, or elsewhere) instead.")
     if p.exists() and not force:
         raise FileExistsError(f"{p} exists; refusing to overwrite it. Choose another name or pass --force.")
     if not p.parent.exists(): raise FileNotFoundError(f"folder {p.parent} does not exist; create it first.")
+    if not p.parent.is_dir(): raise NotADirectoryError(f"{p.parent} is a file, not a folder; choose an output path in a folder.")
+    _check_writable(p.parent, p)
     return p
 
 def next_free(path, # a file name that may exist
@@ -43,17 +56,49 @@ def next_free(path, # a file name that may exist
     return p
 
 # %% ../nbs/00a_files.ipynb #b46f9997
+def _move_exclusive(tmp:Path, p:Path):
+    "Move `tmp` to `p` only if no file is there: a hard link fails on an existing name (atomic); else an exclusive placeholder. Raises `FileExistsError`."
+    msg = f"{p} appeared while we worked; refusing to overwrite it. Choose another name or pass --force."
+    try: os.link(tmp, p)
+    except FileExistsError: raise FileExistsError(msg) from None
+    except OSError:  # no hard links on this file system (some network, FAT or container mounts): reserve the name
+        try: os.close(os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError: raise FileExistsError(msg) from None
+        os.replace(tmp, p)  # replaces only the empty placeholder we just created
+        return
+    os.unlink(tmp)
+
 def write_atomic(path, # destination file
                  write, # callable taking a temporary path (same folder, same suffix) and writing the content there
+                 force:bool=False, # replace a file at `path`; False: never replace one, even one that appeared meanwhile
                 )->Path: # the destination
-    "Write through a temporary file in the same folder, then rename it into place (atomic on POSIX)."
+    "Write through a temporary file in the same folder, then move it into place: an atomic rename with `force`, else an exclusive create. Raises `FileExistsError` (with the --force hint)."
     p = Path(path)
     tmp = p.with_name(f'.{p.stem}.{os.getpid()}.tmp{p.suffix}')
     try:
-        write(tmp); os.replace(tmp, p)
+        write(tmp)
+        if force: os.replace(tmp, p)
+        else: _move_exclusive(tmp, p)
     finally:
         if tmp.exists(): tmp.unlink()
     return p
+
+# %% ../nbs/00a_files.ipynb #9aa395e8
+_OS_FIXES = {errno.EACCES: 'check its permissions, or choose a location you can write to',
+             errno.EPERM: 'check its permissions, or choose a location you can write to',
+             errno.EROFS: 'the file system is read-only: choose another folder',
+             errno.ENOSPC: 'the disk is full: free space or choose another folder',
+             errno.EISDIR: 'it is a folder: name a file instead',
+             errno.ENOTDIR: 'a part of the path is a file, not a folder: fix the path',
+             errno.ENOENT: 'check the path',
+             errno.EEXIST: 'choose another name or pass --force'}
+
+def os_error_line(e:OSError, # any OSError (PermissionError, IsADirectoryError, ...)
+                 )->str: # one line: what failed, on which file, what to do
+    "Describe an `OSError` in one line; our own messages (no `filename`) are kept as they are."
+    if e.filename is None: return ' '.join(str(e).split())
+    f = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else '')
+    return f"{e.strerror or type(e).__name__}: {f}; {_OS_FIXES.get(e.errno, 'check the path and its permissions')}."
 
 # %% ../nbs/00a_files.ipynb #fcb54cd3
 def content_hash(*parts, # np.ndarray / array-like numbers, str or bytes, hashed in order

@@ -42,9 +42,15 @@ MIN_EXTENT_MM, MAX_EXTENT_MM = 1.0, 3000.0 # the smallest and largest bounding-b
 def check_extent_mm(points, # (N, 3) points, supposedly mm
                     name:str='points', # for the message
                    )->float: # the longest bounding-box side, mm
-    "Refuse clouds whose size cannot be a bone in mm (extent < 1 → metres; > 3000 → µm or a scene). Raises `ValueError`."
+    "Refuse clouds whose size cannot be a bone in mm (all points coincide; extent < 1 → metres; > 3000 → µm or a scene). Raises `ValueError`."
     pts = check_points(points, name)
     ext = float((pts.max(0) - pts.min(0)).max())
+    if len(pts) > 1 and ext == 0:
+        raise ValueError(f"{name}: all {len(pts)} points coincide (at ({', '.join(f'{v:.6g}' for v in pts[0])})): "
+                         f"this is not a surface; check the file or the export that produced it.")
+    if len(pts) > 1 and ext < MIN_EXTENT_MM / 1000:
+        raise ValueError(f"{name}: the points span only {ext:.3g} mm ({ext * 1000:.3g} mm even if the unit were metres): "
+                         f"too small for a bone in either unit; check the file or the export that produced it.")
     if len(pts) > 1 and ext < MIN_EXTENT_MM:
         raise ValueError(f"{name} spans only {ext:.4g} units: this looks like metres, not mm. "
                          f"Multiply the coordinates by 1000 (e.g. points * 1000) before using them.")
@@ -75,8 +81,15 @@ def subset_indices(n:int, # number of items (points)
 
 def pick_device(device:str|torch.device|None=None, # 'cuda', 'cpu', a torch.device, or None
                )->torch.device:
-    "The torch device to run on: the one asked for, else CUDA when present, else the CPU."
-    return torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+    "The torch device to run on: the one asked for, else CUDA when present, else the CPU. Raises `ValueError` for an unknown device or CUDA that is not here."
+    try: dev = torch.device(device if device is not None else ('cuda' if torch.cuda.is_available() else 'cpu'))
+    except (RuntimeError, TypeError): raise ValueError(f"device {device!r} is not a torch device; use 'cpu' or 'cuda' (or 'cuda:0').") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: CUDA is not available here (torch {torch.__version__}"
+                         f"{', built without CUDA' if torch.version.cuda is None else ', no GPU found'}); use 'cpu', or leave the device unset.")
+    if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r}: there are only {torch.cuda.device_count()} CUDA devices; use 'cuda:0'.")
+    return dev
 
 # %% ../nbs/00_frames.ipynb #907868d0
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def fps_rotations(n:int, # number of rotations H
     device = pick_device(device)
     pool = quaternion_pool(M, seed).numpy()  # (M, 4)
     q = quat_standardize(pool[farthest_point_indices(pool, n, device=device)].astype(np.float64))
-    if cache: write_atomic(path, lambda tmp: np.save(tmp, q))
+    if cache: write_atomic(path, lambda tmp: np.save(tmp, q), force=True)  # a cache entry: replaces an invalid one
     return q
 
 # %% ../nbs/04_so3.ipynb #1de0acb6

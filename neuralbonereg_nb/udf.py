@@ -21,9 +21,11 @@ from .fields import DistanceField
 from .viz import plot_mesh, PREOP_COLOR
 
 # %% auto #0
-__all__ = ['UDF_PRESETS', 'CHECKPOINT_FORMAT', 'UDFConfig', 'udf_config', 'UDFNet', 'fold_weight_norm', 'make_training_data',
-           'NearestSurface', 'projection_loss', 'far_grid_loss', 'lr_factor', 'train_udf', 'PreopModel', 'fit_preop',
-           'udf_accuracy', 'accuracy_line', 'plot_udf_isosurface', 'plot_udf_slice', 'plot_error_histogram']
+__all__ = ['UDF_PRESETS', 'CHECKPOINT_FORMAT', 'CHECKPOINT_KEYS', 'FIT_MAX_BAND_MEDIAN_MM', 'FIT_GRADED_ITERATIONS',
+           'FIT_MAX_BAND_MEDIAN_SHORT', 'UDFConfig', 'udf_config', 'UDFNet', 'fold_weight_norm', 'make_training_data',
+           'NearestSurface', 'projection_loss', 'far_grid_loss', 'lr_factor', 'train_udf', 'PreopModel',
+           'fit_error_limit_mm', 'check_accuracy', 'check_fit', 'fit_preop', 'udf_accuracy', 'accuracy_line',
+           'plot_udf_isosurface', 'plot_udf_slice', 'plot_error_histogram']
 
 # %% ../nbs/03_udf.ipynb #e1e7daef
 @dataclass(frozen=True)
@@ -219,6 +221,40 @@ def train_udf(points_norm, # (N, 3) surface samples P, normalized frame
 
 # %% ../nbs/03_udf.ipynb #4e292924
 CHECKPOINT_FORMAT = 'neuralbonereg_nb.PreopModel/1'
+CHECKPOINT_KEYS = dict(format=str, state_dict=dict, center_mm=torch.Tensor, scale_mm=(int, float), source_hash=str,
+                       config=dict, surface_points_mm=torch.Tensor) # what every checkpoint holds, and its type
+
+def _check_checkpoint(ckpt:dict, # a loaded checkpoint
+                      name:str, # the file's name, for the message
+                     )->tuple: # (UDFConfig, UDFNet with its weights loaded)
+    "Check a checkpoint whole: keys, types, shapes, finite values, a positive scale. Raises `ValueError`, one line naming the file and the fix."
+    fix = "the file is damaged or was edited: refit it (neuralbonereg fit, or fit_preop)"
+    for k, typ in CHECKPOINT_KEYS.items():
+        if k not in ckpt: raise ValueError(f"{name}: the checkpoint has no {k!r}; {fix}.")
+        if not isinstance(ckpt[k], typ) or isinstance(ckpt[k], bool):
+            raise ValueError(f"{name}: the checkpoint's {k!r} is a {type(ckpt[k]).__name__}, expected "
+                             f"{' or '.join(t.__name__ for t in (typ if isinstance(typ, tuple) else (typ,)))}; {fix}.")
+    fields = {f.name for f in dataclasses.fields(UDFConfig)}
+    try: config = UDFConfig(**{k: v for k, v in ckpt['config'].items() if k in fields})
+    except (TypeError, ValueError) as e: raise ValueError(f"{name}: the checkpoint's config is invalid ({e}); {fix}.") from None
+    scale, c, S = ckpt['scale_mm'], ckpt['center_mm'], ckpt['surface_points_mm']
+    if not (math.isfinite(scale) and scale > 0): raise ValueError(f"{name}: the checkpoint's scale is {scale} mm, not a positive number; {fix}.")
+    if tuple(c.shape) != (3,) or not torch.isfinite(c).all(): raise ValueError(f"{name}: the checkpoint's centre is not 3 finite numbers; {fix}.")
+    if S.ndim != 2 or S.shape[1] != 3 or len(S) == 0 or not torch.isfinite(S).all():
+        raise ValueError(f"{name}: the checkpoint's surface points are not (N, 3) finite numbers (shape {tuple(S.shape)}); {fix}.")
+    net = UDFNet(config.width, config.n_layers, weight_norm=False)
+    want, sd = net.state_dict(), ckpt['state_dict']
+    arch = f"UDF {config.n_layers}×{config.width}"
+    if set(want) != set(sd):
+        raise ValueError(f"{name}: its weights ({len(sd)} tensors) do not fit its config ({arch}, {len(want)} tensors); {fix}.")
+    for k, w in want.items():
+        v = sd[k]
+        if not isinstance(v, torch.Tensor) or tuple(v.shape) != tuple(w.shape):
+            raise ValueError(f"{name}: weight {k} has shape {tuple(getattr(v, 'shape', ()))}, its config ({arch}) needs {tuple(w.shape)}; {fix}.")
+        if not torch.isfinite(v).all(): raise ValueError(f"{name}: weight {k} has NaN or inf values (a diverged or damaged fit); {fix}.")
+    net.load_state_dict(sd)
+    return config, net
+
 
 class PreopModel(DistanceField):
     "A frozen NeuralUDF with its normalization frame, source hash and config: a `DistanceField` (`03a_fields`) that answers in mm."
@@ -253,41 +289,83 @@ class PreopModel(DistanceField):
         return next(self.net.parameters()).device
 
     def save(self, path, # destination .pt file
-             overwrite:bool=False, # replace an existing file
+             overwrite:bool=False, # replace an existing file; False: never, even one that appeared meanwhile
             )->Path:
-        "Save atomically (temporary file + rename). Raises `FileExistsError` rather than overwrite."
+        "Save atomically (temporary file + exclusive create, `files.write_atomic`). Raises `FileExistsError` rather than overwrite, `ValueError` for non-finite weights."
         path = Path(path)
         if path.exists() and not overwrite: raise FileExistsError(f"{path} exists; pass overwrite=True or choose another name.")
+        if not all(torch.isfinite(p).all() for p in self.net.state_dict().values()):
+            raise ValueError(f"refusing to save {path.name}: the network has NaN or inf weights (a diverged fit); fit again.")
         ckpt = dict(format=CHECKPOINT_FORMAT, state_dict=self.net.state_dict(),
                     center_mm=torch.tensor(self.normalization.center_mm), scale_mm=float(self.normalization.scale_mm),
                     source_hash=self.source_hash, config=asdict(self.config),
                     surface_points_mm=torch.tensor(self.surface_points_mm, dtype=torch.float32), fit_seconds=float(self.fit_seconds))
-        return write_atomic(path, lambda tmp: torch.save(ckpt, tmp))
+        return write_atomic(path, lambda tmp: torch.save(ckpt, tmp), force=overwrite)
 
     @classmethod
     def load(cls, path, # a checkpoint written by PreopModel.save
              expect_source_hash:str|None=None, # refuse a checkpoint fitted to other geometry
              expect_config:UDFConfig|None=None, # refuse a checkpoint fitted with another config
             )->PreopModel:
-        "Load a checkpoint safely (`weights_only=True`). Raises `ValueError` for a foreign, stale or mismatched file."
+        "Load a checkpoint safely (`weights_only=True`) and check it whole: keys and types, weights that fit its config, all finite, a positive scale. Raises `FileNotFoundError`, or `ValueError` (naming the file) for a foreign, damaged, stale or mismatched file."
         path = Path(path)
         if not path.is_file(): raise FileNotFoundError(f"no checkpoint at {path}")
         try: ckpt = torch.load(path, map_location='cpu', weights_only=True)
-        except Exception as e: raise ValueError(f"{path.name} is not a readable PreopModel checkpoint ({type(e).__name__}: {e}).") from None
+        except Exception as e:
+            why = ' '.join(str(e).split())
+            raise ValueError(f"{path.name} is not a readable PreopModel checkpoint ({type(e).__name__}: {why[:120]}{'…' if len(why) > 120 else ''}); "
+                             f"refit it (neuralbonereg fit, or fit_preop).") from None
         if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
             raise ValueError(f"{path.name} is not a {CHECKPOINT_FORMAT} checkpoint (found {ckpt.get('format') if isinstance(ckpt, dict) else type(ckpt).__name__}); refit with fit_preop.")
-        fields = {f.name for f in dataclasses.fields(UDFConfig)}
-        config = UDFConfig(**{k: v for k, v in ckpt['config'].items() if k in fields})
+        config, net = _check_checkpoint(ckpt, path.name)
         if expect_source_hash is not None and ckpt['source_hash'] != expect_source_hash:
             raise ValueError(f"{path.name} was fitted to other geometry (hash {ckpt['source_hash'][:12]}, this one "
                              f"{expect_source_hash[:12]}): it is stale for this bone; refit with fit_preop.")
         if expect_config is not None and config != expect_config:
+            fields = [f.name for f in dataclasses.fields(UDFConfig)]
             diff = {k: (getattr(config, k), getattr(expect_config, k)) for k in fields if getattr(config, k) != getattr(expect_config, k)}
             raise ValueError(f"{path.name} was fitted with another config (checkpoint vs asked: {diff}); refit or ask for its config.")
-        net = UDFNet(config.width, config.n_layers, weight_norm=False)
-        net.load_state_dict(ckpt['state_dict'])
         return cls(net, Normalization(ckpt['center_mm'].double().numpy(), float(ckpt['scale_mm'])), ckpt['source_hash'],
-                   config, ckpt['surface_points_mm'].double().numpy(), ckpt.get('fit_seconds', float('nan')))
+                   config, ckpt['surface_points_mm'].double().numpy(), float(ckpt.get('fit_seconds', float('nan'))))
+
+# %% ../nbs/03_udf.ipynb #22cbbdfa
+FIT_MAX_BAND_MEDIAN_MM = 2.0 # a real fit whose band median |UDF − distance| exceeds this (mm) is refused (fast_cpu: 0.23–0.32 mm)
+FIT_GRADED_ITERATIONS = 1_000 # fits of at least this many steps are held to FIT_MAX_BAND_MEDIAN_MM
+FIT_MAX_BAND_MEDIAN_SHORT = 0.5 # shorter fits (the `test` preset) to this fraction of the bone's longest side
+
+def fit_error_limit_mm(config:UDFConfig, # how the field was fitted
+                       scale_mm:float, # the bone's longest bounding-box side, mm
+                      )->float: # the largest band median |UDF − distance| accepted, mm
+    "The accuracy a fit must reach before it is saved (see the text above)."
+    return FIT_MAX_BAND_MEDIAN_MM if config.iterations >= FIT_GRADED_ITERATIONS else FIT_MAX_BAND_MEDIAN_SHORT * scale_mm
+
+def check_accuracy(band_median_mm:float, # median |UDF − distance| within 10 mm of the surface, mm
+                   config:UDFConfig, # how the field was fitted
+                   scale_mm:float, # the bone's longest side, mm
+                   name:str='the fitted field', # for the message
+                  ):
+    "Refuse a non-finite or too large band error. Raises `ValueError`."
+    limit = fit_error_limit_mm(config, scale_mm)
+    if not math.isfinite(band_median_mm):
+        raise ValueError(f"{name} gives NaN or inf distances (a diverged fit); nothing was saved: fit again, or check the input.")
+    if band_median_mm > limit:
+        raise ValueError(f"{name} is {band_median_mm:.2f} mm off the surface distance (band median), more than the {limit:.2f} mm "
+                         f"accepted; nothing was saved: check the input, or fit with more iterations (--preset paper on a GPU).")
+
+def check_fit(model:PreopModel, # a freshly fitted model
+              n:int=2_000, # queries
+              seed:int=0, # query seed
+             )->float: # the band median |UDF − distance|, mm
+    "Before a fit is saved: finite weights, and a band median |UDF − distance to the surface samples| within `fit_error_limit_mm`. Raises `ValueError`."
+    if not all(torch.isfinite(p).all() for p in model.net.state_dict().values()):
+        raise ValueError("the fit diverged: the network has NaN or inf weights; nothing was saved: fit again, or check the input.")
+    P, rng = model.surface_points_mm, np.random.default_rng(seed)
+    S = P[rng.choice(len(P), min(n, len(P)), replace=False)]
+    d = rng.normal(size=S.shape); d /= np.linalg.norm(d, axis=1, keepdims=True)
+    Q = S + d * rng.uniform(0, 10, (len(S), 1))
+    err = float(np.median(np.abs(model.udf(Q) - cKDTree(P).query(Q)[0])))
+    check_accuracy(err, model.config, model.normalization.scale_mm)
+    return err
 
 # %% ../nbs/03_udf.ipynb #3c38164f
 def fit_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path; mm
@@ -296,17 +374,18 @@ def fit_preop(preop, # o3d TriangleMesh / PointCloud, (N, 3) array, or a path; m
               cache:bool=True, # reuse / store the fit in the cache (keyed by geometry hash + config)
               progress:bool=True, # tqdm progress bar
              )->PreopModel:
-    "Fit (or load from the cache) the NeuralUDF of a preoperative bone (see explanations/official_code#sec-udf). Raises `ValueError` for bad geometry."
+    "Fit (or load from the cache) the NeuralUDF of a preoperative bone (see explanations/official_code#sec-udf). A cache entry that fails `PreopModel.load`'s checks is refitted; a fit is cached only once `check_fit` passes. Raises `ValueError` for bad geometry or a failed fit."
     config = udf_config(config)
     pts, src, _ = preop_surface(preop, config.n_surface, config.outer_surface, config.seed, config.knn_sigma + 1)
     path = cache_dir('udf') / f"{src[:16]}_{config.key()}.pt"
     if cache and path.exists():
         try: return PreopModel.load(path, expect_source_hash=src, expect_config=config)
-        except ValueError: path.unlink()  # a corrupt or foreign cache entry: refit
+        except ValueError: path.unlink(missing_ok=True)  # damaged, foreign or non-finite: refit, never trust it
     norm = Normalization.from_points(pts)
     net, hist = train_udf(norm.to_norm(pts), config, device, progress)
     model = PreopModel(net, norm, src, config, pts, hist['seconds'])
-    if cache: model.save(path, overwrite=True)
+    check_fit(model)  # finite and accurate enough, before anything is written
+    if cache: model.save(path, overwrite=True)  # a cache entry replaces a stale one
     return model
 
 # %% ../nbs/03_udf.ipynb #f0b9b43f

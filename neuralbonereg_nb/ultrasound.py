@@ -32,6 +32,16 @@ class ProbeCalibration:
     euler_xyz_deg: tuple # (3,) extrinsic 'xyz' Euler angles, degrees (scipy `Rotation.from_euler('xyz', ..., degrees=True)`)
     translation_mm: tuple # (3,) translation, mm
 
+    def __post_init__(self):
+        try: e, t = np.asarray(self.euler_xyz_deg, float), np.asarray(self.translation_mm, float)
+        except (TypeError, ValueError): e = t = np.zeros(0)
+        if e.shape != (3,) or t.shape != (3,):
+            raise ValueError(f"probe calibration needs 3 Euler angles (degrees) and 3 translations (mm), got "
+                             f"{self.euler_xyz_deg!r} and {self.translation_mm!r}.")
+        if not (np.isfinite(e).all() and np.isfinite(t).all()):
+            raise ValueError(f"probe calibration has NaN or inf values (Euler {tuple(e.tolist())} degrees, translation "
+                             f"{tuple(t.tolist())} mm); give 6 finite numbers: RX RY RZ in degrees, TX TY TZ in mm.")
+
     @property
     def matrix(self)->np.ndarray: # (4, 4) image plane (mm) → marker (mm)
         "The 4×4 rigid transform T_cal."
@@ -102,16 +112,21 @@ def check_frame(frame, # (H, W) B-mode frame, float intensities in [0, 1]
 # %% ../nbs/01a_ultrasound.ipynb #1935c7a5
 def read_frame(path, # a B-mode image file (PNG): 8-bit or 16-bit grey, or colour (converted to grey)
               )->np.ndarray: # (H, W) float32 intensities in [0, 1]
-    "Read one B-mode frame as float intensities in [0, 1]. Raises FileNotFoundError, or ValueError for an unsupported image mode."
+    "Read one B-mode frame, whole, as float intensities in [0, 1]. Raises FileNotFoundError, or ValueError for a corrupt or truncated image or an unsupported image mode."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'no frame at {path}')
-    with Image.open(path) as im:
-        if im.mode in ('RGB', 'RGBA', 'LA', 'P'): im = im.convert('L')
-        if im.mode == 'L': return np.asarray(im, dtype=np.float32) / 255
-        if im.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-            A = np.asarray(im).astype(np.float32)
-            return A / 65535
-        raise ValueError(f'{path.name}: unsupported image mode {im.mode!r}; save frames as 8-bit grey PNGs')
+    try:
+        with Image.open(path) as im:
+            im.load()  # decode now: a truncated file fails here, with its name
+            if im.mode in ('RGB', 'RGBA', 'LA', 'P'): im = im.convert('L')
+            mode, A = im.mode, np.asarray(im)
+    except PermissionError: raise
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:  # PIL.UnidentifiedImageError is an OSError
+        raise ValueError(f'{path.name}: not a readable image ({type(e).__name__}: {e}); the frame is corrupt or truncated: '
+                         f'export it again, or remove it from {path.parent}') from None
+    if mode == 'L': return A.astype(np.float32) / 255
+    if mode in ('I;16', 'I;16B', 'I;16L', 'I'): return A.astype(np.float32) / 65535
+    raise ValueError(f'{path.name}: unsupported image mode {mode!r}; save frames as 8-bit grey PNGs')
 
 # %% ../nbs/01a_ultrasound.ipynb #d0fea5ce
 POSE_FILES = ('sweep_initial.csv', 'poses.csv')

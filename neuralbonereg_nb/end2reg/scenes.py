@@ -383,10 +383,10 @@ def _cloud(points, colors=None)->o3d.geometry.PointCloud:
     if colors is not None: pc.colors = o3d.utility.Vector3dVector(np.asarray(colors, np.float64))
     return pc
 
-def _write_ply(path, pc:o3d.geometry.PointCloud):
+def _write_ply(path, pc:o3d.geometry.PointCloud, force:bool=False):
     def write(tmp):
         if not o3d.io.write_point_cloud(str(tmp), pc, write_ascii=False): raise OSError(f'could not write {tmp}')
-    return write_atomic(path, write)
+    return write_atomic(path, write, force=force)
 
 def scene_paths(folder, # a folder
                 name:str, # the scene's name
@@ -402,12 +402,12 @@ def save_scene(scene:Scene, # the scene
     "Write a scene as two PLY files and a ground-truth .npz, atomically. Raises `FileExistsError`, `FileNotFoundError`."
     paths = scene_paths(folder, scene.name)
     for p in paths.values(): safe_output(p, force)
-    _write_ply(paths['intraop'], _cloud(scene.intraop, scene.colors))
-    _write_ply(paths['preop'], _cloud(scene.preop))
+    _write_ply(paths['intraop'], _cloud(scene.intraop, scene.colors), force)
+    _write_ply(paths['preop'], _cloud(scene.preop), force)
     meta = json.dumps(dict(scene.meta, name=scene.name, specimen=scene.specimen), default=str)
     gt = dict(label=scene.label, T_gt=scene.T_gt, landmarks=scene.landmarks, center_mm=scene.norm.center_mm,
               scale_mm=scene.norm.scale_mm, meta=meta)
-    write_atomic(paths['gt'], lambda tmp: np.savez(tmp, **gt))
+    write_atomic(paths['gt'], lambda tmp: np.savez(tmp, **gt), force=force)
     return paths
 
 def load_scene(folder, # the folder the scene was saved in

@@ -361,10 +361,10 @@ def evaluate(net:X2BNet, # the network
                 iou=occupancy_iou(logits[:, :data.n_uniform], data.occupancy[:, :data.n_uniform]))
 
 # %% ../../nbs/30a_x2b.ipynb #2c9407fe
-def _save_checkpoint(path:Path, net, opt, step:int, history:list, config:X2BConfig, key:str):
+def _save_checkpoint(path:Path, net, opt, step:int, history:list, config:X2BConfig, key:str, force:bool=True):
     ckpt = dict(format=CHECKPOINT_FORMAT, config=asdict(config), key=key, step=step, history=history,
                 model=net.state_dict(), optimizer=opt.state_dict() if opt is not None else {})
-    write_atomic(path, lambda tmp: torch.save(ckpt, tmp))
+    write_atomic(path, lambda tmp: torch.save(ckpt, tmp), force=force)  # training checkpoints replace the last one
 
 def load_checkpoint(path, # a file written by train_x2b / X2B.save
                    )->dict: # format, config (dict), key, step, history, model, optimizer
@@ -399,7 +399,7 @@ class X2B:
         path = Path(path)
         if path.exists() and not overwrite: raise FileExistsError(f'{path} exists; pass overwrite=True or choose another name')
         step = self.history[-1]['step'] if self.history else 0
-        _save_checkpoint(path, self.net, None, step, self.history, self.config, self.config.key())
+        _save_checkpoint(path, self.net, None, step, self.history, self.config, self.config.key(), force=overwrite)
         return path
 
     @classmethod
