@@ -10,8 +10,8 @@ import numpy as np
 from .files import safe_output, write_atomic, next_free, os_error_line
 
 # %% auto #0
-__all__ = ['cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report', 'cmd_register', 'cmd_evaluate',
-           'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
+__all__ = ['BANNER_COLOURS', 'cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report', 'cmd_register',
+           'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #0c1b4587
 def cmd_bones(args):
@@ -113,22 +113,41 @@ def registration_figure(model, # a DistanceField (PreopModel, ExactDistanceField
     return fig
 
 # %% ../nbs/12_cli.ipynb #a0338fd8
+BANNER_COLOURS = dict(ok='#2e7d32', ambiguous='#ef6c00', poor='#c62828', degenerate='#c62828') # the report banner per verdict
+
+def _banner(verdict)->str:
+    "The verdict as an HTML banner (empty without one)."
+    import html
+    if verdict is None: return ''
+    return (f"<div style='padding:0.6em 1em;margin:0.5em 0;color:white;background:{BANNER_COLOURS[verdict.kind]};font:bold 1.1em sans-serif'>"
+            f"{html.escape(verdict.kind.upper())}: {html.escape(verdict.reason)}</div>")
+
 def write_report(path, # .html file to write (atomically)
                  figs, # Plotly figures, in order
                  text:str='', # a preformatted block (the result table)
                  title:str='NeuralBoneReg',
                  force:bool=False, # replace a file at `path` (else an exclusive create, `files.write_atomic`)
+                 verdict=None, # a `verdict.Verdict`: shown in a coloured banner above everything else
                 ):
-    "One self-contained HTML page: a title, a text block and the figures (plotly.js inlined once)."
+    "One self-contained HTML page: a title, the verdict's banner, a text block and the figures (plotly.js inlined once)."
     import html
     parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
-            f"<h2>{html.escape(title)}</h2><pre>{html.escape(text)}</pre>{''.join(parts)}</body></html>")
+            f"<h2>{html.escape(title)}</h2>{_banner(verdict)}<pre>{html.escape(text)}</pre>{''.join(parts)}</body></html>")
     write_atomic(path, lambda p: Path(p).write_text(page, encoding='utf-8'), force=force)
 
 # %% ../nbs/12_cli.ipynb #3044fe2d
-def cmd_register(args):
-    "Register an intraoperative cloud to a preoperative bone; write T (4×4, intraop mm → preop mm)."
+def _t_header(reg)->str:
+    "T.txt's header comment: what T is, the verdict, the score, the runner-up and the mirror image's score."
+    ru = reg.runner_ups[0] if reg.runner_ups else None
+    return '\n'.join([
+        'T: intraoperative mm -> preoperative mm (4x4)',
+        f'verdict: {reg.verdict.kind}', f'reason: {reg.verdict.reason}', f'score_mm: {reg.score_mm:.3f}',
+        f"runner_up: {ru['score_mm']:.3f} mm, {ru['rotation_deg']:.1f} deg, {ru['offset_mm']:.1f} mm away" if ru else 'runner_up: none',
+        f'mirror_score_mm: {reg.mirror_score_mm:.3f}' if reg.mirror_score_mm is not None else 'mirror_score_mm: not checked'])
+
+def cmd_register(args)->int:
+    "Register an intraoperative cloud to a preoperative bone; write T (4×4, intraop mm → preop mm) with the verdict in its header. Returns the verdict's exit status (`verdict.EXIT_CODES`: 0 only for ok)."
     from neuralbonereg_nb.data import read_points
     from neuralbonereg_nb.register import register
     out = safe_output(args.output, args.force)
@@ -136,15 +155,20 @@ def cmd_register(args):
     points = read_points(args.intraop, min_points=50)
     model, geom = _preop(args.preop, args.udf_preset)
     reg = register(model, points, args.preset, seed=args.seed)
-    write_atomic(out, lambda p: np.savetxt(p, reg.T, fmt='%.8f', header='T: intraoperative mm -> preoperative mm (4x4)'))
+    v = reg.verdict
+    write_atomic(out, lambda p: np.savetxt(p, reg.T, fmt='%.8f', header=_t_header(reg), encoding='utf-8'), force=args.force)
     if report is not None:
         figs = [registration_figure(model, points, np.eye(4), geom, 'before: the intraoperative cloud as given'),
                 registration_figure(model, points, reg.T, geom, f'after: score {reg.score_mm:.2f} mm')]
-        write_report(report, figs, f"{reg!r}\n{reg.message}\nT =\n{np.array2string(reg.T, precision=4)}", 'neuralbonereg register')
-    if reg.poor: print(f"warning: {reg.message}", file=sys.stderr)
+        write_report(report, figs, f"{reg!r}\n{_t_header(reg)}\nT =\n{np.array2string(reg.T, precision=4)}", 'neuralbonereg register',
+                     force=args.force, verdict=v)
+    if not v.ok: print(f"neuralbonereg register: {v}", file=sys.stderr)  # one line: what is wrong and what to do
     ru = reg.runner_ups[0] if reg.runner_ups else None
-    print(f"score_mm={reg.score_mm:.3f} poor={reg.poor} runner_up_score_mm={ru['score_mm'] if ru else float('nan'):.3f} "
-          f"runner_up_deg={ru['rotation_deg'] if ru else float('nan'):.1f} seconds={reg.seconds['total']:.1f} output={out}")
+    print(f"verdict: {v}")
+    print(f"verdict={v.kind} score_mm={reg.score_mm:.3f} runner_up_score_mm={ru['score_mm'] if ru else float('nan'):.3f} "
+          f"runner_up_deg={ru['rotation_deg'] if ru else float('nan'):.1f} mirror_score_mm={reg.mirror_score_mm if reg.mirror_score_mm is not None else float('nan'):.3f} "
+          f"seconds={reg.seconds['total']:.1f} output={out.resolve()}")
+    return v.exit_code
 
 # %% ../nbs/12_cli.ipynb #5cfada5c
 def _evaluate(model, geom, points, args, keep=None):
@@ -152,7 +176,7 @@ def _evaluate(model, geom, points, args, keep=None):
     from neuralbonereg_nb.metrics import evaluate
     from neuralbonereg_nb.register import register
     def fn(p):
-        reg = register(model, p, args.preset, seed=args.seed)
+        reg = register(model, p, args.preset, seed=args.seed, mirror_check=False)  # these runs measure the pose; `register` judges it
         if keep is not None: keep.append((p, reg))
         return reg
     return evaluate(fn, geom, points, runs=args.runs, seed=args.seed, protocol=args.protocol)
@@ -289,7 +313,8 @@ def build_parser()->argparse.ArgumentParser:
         if runs:
             q.add_argument('--runs', type=_positive, default=10, help='seeded perturbation runs')
             q.add_argument('--protocol', default='uniform', choices=('uniform', 'euler'), help="perturbation protocol: Haar-uniform SO(3) ± 100 mm, or the official Euler ±180° / ±500 mm")
-    r = sub.add_parser('register', help='register an intraoperative cloud (mm) to a preoperative bone; write T (4x4)')
+    r = sub.add_parser('register', help='register an intraoperative cloud (mm) to a preoperative bone; write T (4x4)',
+                       epilog='exit status: 0 ok, 3 ambiguous, 4 poor, 5 degenerate (the verdict, also in the header of T.txt), 2 error.')
     r.add_argument('preop', help='embedded bone name, mesh / surface cloud (mm), or a saved model (.pt)')
     r.add_argument('intraop', help='the intraoperative cloud (.xyz .ply .pcd, mm)')
     r.add_argument('-o', '--output', required=True, help='T.txt: the 4x4 transform intraop mm -> preop mm')
@@ -336,7 +361,8 @@ def main(argv:list[str]|None=None, # arguments (default: sys.argv[1:])
 
     Exit status: 0 ok; 2 error (bad arguments, an unreadable or invalid input, an output that exists, is a folder or
     cannot be written, a device that is not there, an unexpected error); 130 interrupted. A command may return its own
-    status (`rc = args.func(args)`)."""
+    status (`rc = args.func(args)`): `register` returns its verdict's, 3 ambiguous, 4 poor, 5 degenerate
+    (`verdict.EXIT_CODES`; T.txt is written for every verdict, with the verdict in its header)."""
     try: args = build_parser().parse_args(argv)
     except SystemExit as e: return e.code if isinstance(e.code, int) else 2  # --help (0) or a bad argument (2), already printed
     cmd = f"neuralbonereg {args.command}"
