@@ -172,21 +172,26 @@ def cmd_register(args)->int:
 
 # %% ../nbs/12_cli.ipynb #5cfada5c
 def _evaluate(model, geom, points, args, keep=None):
-    "Seeded perturbation runs of `register` against a known ground truth (identity); the metrics records."
+    "Seeded perturbation runs of `register` against a known ground truth (identity); the metrics records, each with the run's verdict."
     from neuralbonereg_nb.metrics import evaluate
     from neuralbonereg_nb.register import register
+    regs = []
     def fn(p):
-        reg = register(model, p, args.preset, seed=args.seed, mirror_check=False)  # these runs measure the pose; `register` judges it
+        reg = register(model, p, args.preset, seed=args.seed, mirror_check=False)  # these runs measure the pose; `register` runs the mirror check too
+        regs.append(reg)
         if keep is not None: keep.append((p, reg))
         return reg
-    return evaluate(fn, geom, points, runs=args.runs, seed=args.seed, protocol=args.protocol)
+    recs = evaluate(fn, geom, points, runs=args.runs, seed=args.seed, protocol=args.protocol)
+    for rec, reg in zip(recs, regs): rec['verdict'] = reg.verdict.kind
+    return recs
 
 # %% ../nbs/12_cli.ipynb #c1553921
 def _print_runs(recs):
-    print(f"{'run':>3s} {'RRE °':>7s} {'RTE mm':>7s} {'CD mm':>6s} {'HD95 mm':>7s} {'ok':>3s} {'s':>5s}")
+    "The per-run table: errors against the truth, success, the verdict the run gave itself, seconds."
+    print(f"{'run':>3s} {'RRE °':>7s} {'RTE mm':>7s} {'CD mm':>6s} {'HD95 mm':>7s} {'ok':>3s} {'verdict':>10s} {'s':>5s}")
     for r in recs:
         print(f"{r['run']:3d} {r['rre_deg']:7.2f} {r['rte_mm']:7.2f} {r['cd_mm']:6.2f} {r['hd95_mm']:7.2f} "
-              f"{'yes' if r['success'] else 'no':>3s} {float(r['seconds']):5.1f}")
+              f"{'yes' if r['success'] else 'no':>3s} {r.get('verdict', '-'):>10s} {float(r['seconds']):5.1f}")
 
 # %% ../nbs/12_cli.ipynb #1b849aba
 def cmd_evaluate(args):

@@ -59,9 +59,15 @@ class DistanceField:
 # %% ../nbs/03a_fields.ipynb #7b5a3c85
 def check_field(field, # what was passed as the preoperative bone
                )->DistanceField: # the same object
-    "Refuse anything that is not a `DistanceField`, with the way to get one. Raises `ValueError`."
+    "Refuse anything that is not a `DistanceField`, with the way to get one, and a field that is broken (a scale that is not positive, NaN at its own surface samples). Raises `ValueError`."
     if not isinstance(field, DistanceField):
         raise ValueError(f"the preoperative bone must be a DistanceField (udf.fit_preop, fields.ExactDistanceField), got {type(field).__name__}.")
+    scale = float(field.normalization.scale_mm)
+    if not (np.isfinite(scale) and scale > 0): raise ValueError(f"the preoperative field's scale is {scale} mm: the model is broken; refit it (neuralbonereg fit --no-cache).")
+    S = np.asarray(field.surface_points_mm, np.float64)
+    d = torch.as_tensor(field.udf(S[::max(1, len(S) // 64)][:64])).detach().double().cpu().numpy()  # (≤ 64,) mm, ≈ 0 on the surface
+    if not np.isfinite(d).all():
+        raise ValueError("the preoperative field returns NaN or inf at its own surface samples: the model is broken; refit it (neuralbonereg fit --no-cache).")
     return field
 
 # %% ../nbs/03a_fields.ipynb #4453a9dc

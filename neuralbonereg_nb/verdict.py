@@ -8,11 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 from .frames import check_points
+import plotly.graph_objects as go
 
 # %% auto #0
 __all__ = ['NOISE_RADIUS_MM', 'NOISE_QUERIES', 'NOISE_MIN_NEIGHBOURS', 'VERDICTS', 'EXIT_CODES', 'COLLINEAR_RATIO',
            'PLANAR_RATIO', 'SMALL_FRACTION', 'POOR_MIN_MM', 'POOR_NOISE_FACTOR', 'AMBIGUOUS_RATIO', 'MIRROR_RATIO',
-           'CloudShape', 'cloud_shape', 'Verdict', 'judge']
+           'CloudShape', 'cloud_shape', 'Verdict', 'judge', 'plot_verdicts']
 
 # %% ../nbs/06b_verdict.ipynb #b937c354
 NOISE_RADIUS_MM, NOISE_QUERIES, NOISE_MIN_NEIGHBOURS = 4.0, 2000, 10 # the noise estimate: ball radius, query points, neighbours a query needs
@@ -54,12 +55,12 @@ def cloud_shape(points_mm, # (N, 3) a point cloud, any frame, mm (N ≥ 3)
 # %% ../nbs/06b_verdict.ipynb #edf4d877
 VERDICTS = ('ok', 'ambiguous', 'poor', 'degenerate') # best to worst
 EXIT_CODES = dict(ok=0, ambiguous=3, poor=4, degenerate=5) # `neuralbonereg register` exit status per verdict (2: an error)
-COLLINEAR_RATIO = 0.02 # degenerate when the second principal extent is below this fraction of the first (real cases ≥ 0.067)
+COLLINEAR_RATIO = 0.02 # degenerate when the second principal extent is below this fraction of the first (real ≥ 0.067)
 PLANAR_RATIO = 3.0 # degenerate when the spread off the best-fit plane is below this many times the cloud's noise (real ≥ 5.6)
-SMALL_FRACTION = 0.2 # degenerate when the cloud's longest extent is below this fraction of the bone's longest side (real ≥ 0.63)
+SMALL_FRACTION = 0.2 # degenerate when the cloud's longest extent is below this fraction of the bone's longest side (real ≥ 0.55)
 POOR_MIN_MM = 0.75 # a score below this is never poor, mm (the NeuralUDF's own error plus ICP's)
-POOR_NOISE_FACTOR = 2.0 # poor when the score is above this many times the cloud's noise (and above POOR_MIN_MM)
-AMBIGUOUS_RATIO = 1.2 # ambiguous when a distinct mode scores below this many times the winner (real ≥ 1.9)
+POOR_NOISE_FACTOR = 2.0 # poor when the score is above this many times the cloud's noise (and above POOR_MIN_MM); real scores ≤ 0.86 of that limit
+AMBIGUOUS_RATIO = 1.2 # ambiguous when a distinct mode scores below this many times the winner (real ≥ 1.89)
 MIRROR_RATIO = 1.0 # ambiguous when the cloud's mirror image scores below this many times the winner (real ≥ 1.07)
 
 # %% ../nbs/06b_verdict.ipynb #815af6cc
@@ -128,3 +129,21 @@ def judge(score_mm:float, # the registration score of the winner, mm (`polish.re
     if runner_ups: msg += f"; next distinct pose {runner_ups[0]['score_mm']:.2f} mm, {runner_ups[0]['rotation_deg']:.0f}° away"
     if mirror_score_mm is not None: msg += f"; mirror image {mirror_score_mm:.2f} mm"
     return Verdict('ok', msg)
+
+# %% ../nbs/06b_verdict.ipynb #a84fd456
+def plot_verdicts(rows:list, # dicts with case, kind, score, noise, runner_up, mirror (mm) and verdict, e.g. VERDICT_ROWS
+                 )->go.Figure:
+    "Each registration as a point: its score over the poor limit (x) and its nearest rival over its score (y: the runner-up or the mirror image, whichever is lower); the thresholds as lines."
+    colours = dict(ok='#2e7d32', ambiguous='#ef6c00', poor='#c62828', degenerate='#6a1b9a')
+    fig = go.Figure()
+    for v in VERDICTS:
+        rs = [r for r in rows if r['verdict'] == v]
+        if not rs: continue
+        lim = [max(POOR_MIN_MM, POOR_NOISE_FACTOR * r['noise']) if np.isfinite(r['noise']) else POOR_MIN_MM for r in rs]
+        rival = [np.nanmin([r['runner_up'], r['mirror']]) / r['score'] for r in rs]
+        fig.add_trace(go.Scatter(x=[r['score'] / l for r, l in zip(rs, lim)], y=rival, mode='markers', name=v, text=[f"{r['case']} ({r['kind']})" for r in rs],
+                                 marker=dict(color=colours[v], size=9, symbol=['circle' if r['kind'] != 'trap' else 'x' for r in rs])))
+    fig.add_vline(x=1.0, line_dash='dash', annotation_text='poor above'); fig.add_hline(y=AMBIGUOUS_RATIO, line_dash='dot', annotation_text='ambiguous below (runner-up)')
+    fig.update_layout(xaxis=dict(title='score / poor limit', type='log'), yaxis=dict(title='nearest rival / score', type='log'),
+                      title='The verdict of each registration (circles: real cases and variants; crosses: traps)', height=480)
+    return fig

@@ -52,3 +52,14 @@ def test_true_cloud_is_ok(fibula):
     r = register(field, pts, 'test', seed=0)
     assert r.verdict.kind == 'ok', r.message
     assert r.mirror_score_mm > r.score_mm and r.verdict.exit_code == 0 and r.verdict.kind in VERDICTS
+
+
+def test_a_broken_field_is_refused_before_the_search():
+    import torch
+    from neuralbonereg_nb.udf import fit_preop
+    m = load_bone('fibula')
+    model = fit_preop(m, 'test', progress=False, cache=False)
+    with torch.no_grad():
+        for p in model.net.parameters(): p.mul_(float('nan'))
+    with pytest.raises(ValueError, match='returns NaN or inf at its own surface samples'):
+        register(model, simulate_us_sweep(m, seed=0).points, 'test')
