@@ -10,8 +10,8 @@ import numpy as np
 from .files import safe_output, write_atomic, next_free, os_error_line
 
 # %% auto #0
-__all__ = ['BANNER_COLOURS', 'cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report', 'cmd_register',
-           'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
+__all__ = ['BANNER_COLOURS', 'cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report', 'motion_line',
+           'cmd_register', 'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #0c1b4587
 def cmd_bones(args):
@@ -146,6 +146,18 @@ def _t_header(reg)->str:
         f"runner_up: {ru['score_mm']:.3f} mm, {ru['rotation_deg']:.1f} deg, {ru['offset_mm']:.1f} mm away" if ru else 'runner_up: none',
         f'mirror_score_mm: {reg.mirror_score_mm:.3f}' if reg.mirror_score_mm is not None else 'mirror_score_mm: not checked'])
 
+def motion_line(T, # (4, 4) intraop mm → preop mm
+                points_mm, # (N, 3) the intraoperative cloud, mm
+               )->tuple[str, dict]: # (one line for a surgeon, the figures: rotation_deg, centroid_shift_mm, max_shift_mm)
+    "What T does to the cloud, in degrees and mm at the bone: its rotation angle, how far it moves the cloud's centroid, and the largest move of any point."
+    from neuralbonereg_nb.frames import apply_transform, rotation_angle_deg
+    P = np.asarray(points_mm, np.float64); c = P.mean(0)
+    f = dict(rotation_deg=float(rotation_angle_deg(np.asarray(T)[:3, :3], np.eye(3))),
+             centroid_shift_mm=float(np.linalg.norm(apply_transform(T, c[None])[0] - c)),
+             max_shift_mm=float(np.linalg.norm(apply_transform(T, P) - P, axis=1).max()))
+    return (f"T turns the cloud by {f['rotation_deg']:.1f}° and moves its centroid {f['centroid_shift_mm']:.1f} mm "
+            f"(at most {f['max_shift_mm']:.1f} mm at any point)"), f
+
 def cmd_register(args)->int:
     "Register an intraoperative cloud to a preoperative bone; write T (4×4, intraop mm → preop mm) with the verdict in its header. Returns the verdict's exit status (`verdict.EXIT_CODES`: 0 only for ok)."
     from neuralbonereg_nb.data import read_points
@@ -156,16 +168,17 @@ def cmd_register(args)->int:
     model, geom = _preop(args.preop, args.udf_preset)
     reg = register(model, points, args.preset, seed=args.seed)
     v = reg.verdict
+    motion, mf = motion_line(reg.T, points)
     write_atomic(out, lambda p: np.savetxt(p, reg.T, fmt='%.8f', header=_t_header(reg), encoding='utf-8'), force=args.force)
     if report is not None:
         figs = [registration_figure(model, points, np.eye(4), geom, 'before: the intraoperative cloud as given'),
                 registration_figure(model, points, reg.T, geom, f'after: score {reg.score_mm:.2f} mm')]
-        write_report(report, figs, f"{reg!r}\n{_t_header(reg)}\nT =\n{np.array2string(reg.T, precision=4)}", 'neuralbonereg register',
+        write_report(report, figs, f"{reg!r}\n{motion}\n{_t_header(reg)}\nT =\n{np.array2string(reg.T, precision=4)}", 'neuralbonereg register',
                      force=args.force, verdict=v)
     if not v.ok: print(f"neuralbonereg register: {v}", file=sys.stderr)  # one line: what is wrong and what to do
     ru = reg.runner_ups[0] if reg.runner_ups else None
-    print(f"verdict: {v}")
-    print(f"verdict={v.kind} score_mm={reg.score_mm:.3f} runner_up_score_mm={ru['score_mm'] if ru else float('nan'):.3f} "
+    print(f"verdict: {v}"); print(motion)
+    print(f"verdict={v.kind} score_mm={reg.score_mm:.3f} rotation_deg={mf['rotation_deg']:.2f} centroid_shift_mm={mf['centroid_shift_mm']:.2f} max_shift_mm={mf['max_shift_mm']:.2f} runner_up_score_mm={ru['score_mm'] if ru else float('nan'):.3f} "
           f"runner_up_deg={ru['rotation_deg'] if ru else float('nan'):.1f} mirror_score_mm={reg.mirror_score_mm if reg.mirror_score_mm is not None else float('nan'):.3f} "
           f"seconds={reg.seconds['total']:.1f} output={out.resolve()}")
     return v.exit_code
