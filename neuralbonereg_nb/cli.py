@@ -10,8 +10,9 @@ import numpy as np
 from .files import safe_output, write_atomic, next_free, os_error_line
 
 # %% auto #0
-__all__ = ['BANNER_COLOURS', 'cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure', 'write_report', 'motion_line',
-           'cmd_register', 'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
+__all__ = ['BANNER_COLOURS', 'REG_PRESET_HELP', 'UDF_PRESET_HELP', 'cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure',
+           'write_report', 'motion_line', 'cmd_register', 'cmd_evaluate', 'cmd_demo', 'cmd_benchmark',
+           'cmd_reconstruct_us', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #0c1b4587
 def cmd_bones(args):
@@ -300,13 +301,34 @@ def _positive(s:str)->int:
     if v < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
     return v
 
+class _Help(argparse.RawDescriptionHelpFormatter):
+    "Help with every default that is set shown, and the description / examples kept as written."
+    def _get_help_string(self, action):
+        h = action.help or ''
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS) and '%(default)' not in h: h += ' (default: %(default)s)'
+        return h
+
+REG_PRESET_HELP = ("registration preset: fast_cpu ≈ 6 s per registration on 2 CPU cores (≈ 14 s for `register`, which also "
+                   "registers the mirror image); fast_cpu_mlp the previous default, the NeuralUDF at every step, ≈ 38 s; "
+                   "paper the paper's sizes (2000 heads, 1000 steps, 3000 points), minutes on a CPU, meant for a GPU (not yet timed); "
+                   "test seconds, for tests only")
+UDF_PRESET_HELP = ("NeuralUDF preset (a fit is cached by bone and preset): fast_cpu ≈ 35 s on 2 CPU cores, band median ≈ 0.3 mm; "
+                   "fast_cpu_b5k the previous default, batches of 5,000, ≈ 55 s; paper the paper's schedule, meant for a GPU; "
+                   "test seconds, too coarse for results")
+
+def _command(sub, name:str, summary:str, example:str, **kw):
+    "A sub-command whose help states what it does and shows an example."
+    return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + '.', epilog=f"example:\n  {example}",
+                          formatter_class=_Help, **kw)
+
 def build_parser()->argparse.ArgumentParser:
     "The `neuralbonereg` argument parser, one sub-command per job."
-    p = _Parser(prog='neuralbonereg', description='NeuralBoneReg: register an intraoperative bone cloud to a preoperative CT bone surface (all in mm).')
+    p = _Parser(prog='neuralbonereg', formatter_class=_Help, epilog='start with:\n  neuralbonereg demo',
+                description='NeuralBoneReg: register an intraoperative bone cloud to a preoperative CT bone surface (all in mm).')
     sub = p.add_subparsers(dest='command', required=True)
-    b = sub.add_parser('bones', help='fetch and list the embedded real CT bones (gias3.examples, MPL-2.0)')
+    b = _command(sub, 'bones', 'fetch and list the embedded real CT bones (gias3.examples, MPL-2.0) with their sizes in mm', 'neuralbonereg bones')
     b.set_defaults(func=cmd_bones)
-    s = sub.add_parser('simulate', help='simulate a tracked ultrasound sweep or an RGB-D view of a bone')
+    s = _command(sub, 'simulate', 'simulate a tracked ultrasound sweep or an RGB-D view of a bone', 'neuralbonereg simulate fibula -o sweep.xyz --report sweep.html')
     s.add_argument('preop', help='an embedded bone name (tibia, fibula, hemipelvis_left, ...) or a mesh file in mm')
     s.add_argument('-o', '--output', required=True, help='the simulated cloud, .xyz (mm, the mesh frame)')
     s.add_argument('--kind', choices=('us', 'rgbd'), default='us', help='tracked ultrasound sweep (us) or RGB-D view')
@@ -314,40 +336,44 @@ def build_parser()->argparse.ArgumentParser:
     s.add_argument('--report', help='write an interactive HTML figure here')
     s.add_argument('--force', action='store_true', help='replace existing output files')
     s.set_defaults(func=cmd_simulate)
-    f = sub.add_parser('fit', help='fit the NeuralUDF of a preoperative CT bone (mesh or surface cloud, mm) and save it')
+    f = _command(sub, 'fit', 'fit the NeuralUDF of a preoperative CT bone (mesh or surface cloud, mm) and save it', 'neuralbonereg fit Fibula.stl -o fibula.pt')
     f.add_argument('preop', help='an embedded bone name, a mesh (.stl .ply .obj) or a surface point cloud (.ply .xyz .pcd), mm')
     f.add_argument('-o', '--output', required=True, help='the model checkpoint to write (.pt)')
-    f.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help='UDF training preset (fast_cpu_b5k: the previous default, batches of 5,000)')
+    f.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help=UDF_PRESET_HELP)
     f.add_argument('--device', default=None, help="'cuda' or 'cpu' (default: CUDA when present)")
     f.add_argument('--no-cache', action='store_true', help='refit even if the cache holds this fit')
     f.add_argument('--quiet', action='store_true', help='no progress bar')
     f.add_argument('--force', action='store_true', help='replace an existing output file')
     f.set_defaults(func=cmd_fit)
-    def reg_args(q, runs:bool, presets=('paper', 'fast_cpu', 'fast_cpu_mlp', 'test')):
-        q.add_argument('--preset', default='fast_cpu', choices=presets,
-                       help='registration preset' + (' (fast_cpu_mlp: the previous default, the MLP at every step)' if 'fast_cpu_mlp' in presets else ''))
-        q.add_argument('--udf-preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help='NeuralUDF preset when PREOP is not a saved model')
+    def reg_args(q, runs:bool, presets=('paper', 'fast_cpu', 'fast_cpu_mlp', 'test'), preop:bool=True):
+        q.add_argument('--preset', default='fast_cpu', choices=presets, help=REG_PRESET_HELP if 'fast_cpu_mlp' in presets else
+                       'preset of every method: fast_cpu seconds per call on 2 CPU cores; paper the papers\' sizes, meant for a GPU; test seconds, for tests only')
+        q.add_argument('--udf-preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'),
+                       help=UDF_PRESET_HELP + ('; used when PREOP is not a saved model (.pt)' if preop else ''))
         q.add_argument('--seed', type=_seed, default=0, help='random seed (perturbations and the registration)')
         if runs:
             q.add_argument('--runs', type=_positive, default=10, help='seeded perturbation runs')
             q.add_argument('--protocol', default='uniform', choices=('uniform', 'euler'), help="perturbation protocol: Haar-uniform SO(3) ± 100 mm, or the official Euler ±180° / ±500 mm")
-    r = sub.add_parser('register', help='register an intraoperative cloud (mm) to a preoperative bone; write T (4x4)',
-                       epilog='exit status: 0 ok, 3 ambiguous, 4 poor, 5 degenerate (the verdict, also in the header of T.txt), 2 error.')
+    r = _command(sub, 'register', 'register an intraoperative cloud (mm) to a preoperative bone; write T (4x4) and say whether to trust it',
+                 'neuralbonereg register fibula.pt us_points.xyz -o T.txt --report register.html\n'
+                 'exit status: 0 ok, 3 ambiguous, 4 poor, 5 degenerate (the verdict, also in the header of T.txt), 2 error.')
     r.add_argument('preop', help='embedded bone name, mesh / surface cloud (mm), or a saved model (.pt)')
     r.add_argument('intraop', help='the intraoperative cloud (.xyz .ply .pcd, mm)')
     r.add_argument('-o', '--output', required=True, help='T.txt: the 4x4 transform intraop mm -> preop mm')
     r.add_argument('--report', help='write an HTML report (before/after figures)')
     r.add_argument('--force', action='store_true', help='replace existing output files')
     reg_args(r, runs=False); r.set_defaults(func=cmd_register)
-    e = sub.add_parser('evaluate', help='perturb the cloud N times, register each, print RR / RRE / RTE / CD / HD95')
+    e = _command(sub, 'evaluate', 'perturb the cloud N times, register each, print RR / RRE / RTE / CD / HD95',
+                 'neuralbonereg evaluate Fibula.stl us_points.xyz --runs 10 --seed 0')
     e.add_argument('preop', help='embedded bone name, mesh / surface cloud (mm), or a saved model (.pt)')
     e.add_argument('intraop', help='the intraoperative cloud (mm), in the preoperative frame (ground truth = identity)')
     reg_args(e, runs=True); e.set_defaults(func=cmd_evaluate)
-    d = sub.add_parser('demo', help='the main job on the embedded default: real CT bone, simulated sweep, fit, register, report')
+    d = _command(sub, 'demo', 'the main job on the embedded default: real CT bone, simulated sweep, fit, register, report', 'neuralbonereg demo --bone fibula')
     d.add_argument('--bone', default='tibia', help='embedded bone (tibia, fibula, hemipelvis_left, ...)')
     d.add_argument('--report', default='neuralbonereg_demo.html', help='HTML report (a free name is chosen if it exists)')
-    reg_args(d, runs=True); d.set_defaults(func=cmd_demo, runs=3)
-    k = sub.add_parser('benchmark', help='cases of a suite × seeded runs × methods: RR, RRE, RTE, CD, HD95, flips, s/call side by side')
+    reg_args(d, runs=True, preop=False); d.set_defaults(func=cmd_demo, runs=3)
+    k = _command(sub, 'benchmark', 'cases of a suite × seeded runs × methods: RR, RRE, RTE, CD, HD95, flips, s/call side by side',
+                 'neuralbonereg benchmark --suite real --runs 10 --workers 2 --out real.csv --report real.html')
     k.add_argument('--suite', default='real', choices=('real', 'embedded', 'spine'), help='real: the CT-US fibula; embedded: gias3 bones with simulated sweeps; spine: 25 vertebrae with simulated RGB-D views')
     k.add_argument('--methods', default='neuralbonereg,neuralbonereg_official,fpfh_ransac_icp,fgr_icp,pca_icp,icp',
                    help='comma-separated registrar names (09c_baselines); the first one is summarized on the last line')
@@ -358,8 +384,8 @@ def build_parser()->argparse.ArgumentParser:
     k.add_argument('--quiet', action='store_true', help='no progress bar')
     k.add_argument('--force', action='store_true', help='replace existing output files')
     k.add_argument('--no-cache', action='store_true', help="re-run every task (by default finished tasks are kept in the cache, keyed by inputs and code, so a stopped suite resumes)")
-    reg_args(k, runs=True, presets=('paper', 'fast_cpu', 'test')); k.set_defaults(func=cmd_benchmark)  # every method has these
-    u = sub.add_parser('reconstruct-us', help='bone point cloud (.xyz, mm) from a tracked B-mode record')
+    reg_args(k, runs=True, presets=('paper', 'fast_cpu', 'test'), preop=False); k.set_defaults(func=cmd_benchmark)  # every method has these
+    u = _command(sub, 'reconstruct-us', 'bone point cloud (.xyz, mm) from a tracked B-mode record', 'neuralbonereg reconstruct-us record_folder -o us_points.xyz --every 2')
     u.add_argument('record_dir', help='record folder: UltrasoundImages/<timestamp>.png and sweep_initial.csv (or poses.csv)')
     u.add_argument('-o', '--output', required=True, help='the reconstructed cloud, .xyz (mm, tracking frame)')
     u.add_argument('--every', type=_positive, default=1, help='use every N-th frame (default: all)')
