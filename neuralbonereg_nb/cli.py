@@ -200,12 +200,13 @@ def _evaluate(model, geom, points, args, keep=None):
     return recs
 
 # %% ../nbs/12_cli.ipynb #c1553921
-def _print_runs(recs):
-    "The per-run table: errors against the truth, success, the verdict the run gave itself, seconds."
-    print(f"{'run':>3s} {'RRE °':>7s} {'RTE mm':>7s} {'CD mm':>6s} {'HD95 mm':>7s} {'ok':>3s} {'verdict':>10s} {'s':>5s}")
+def _runs_table(recs)->str:
+    "The per-run table (printed, and in the report): errors against the truth, success, the verdict the run gave itself, seconds."
+    rows = [f"{'run':>3s} {'RRE °':>7s} {'RTE mm':>7s} {'CD mm':>6s} {'HD95 mm':>7s} {'ok':>3s} {'verdict':>10s} {'s':>5s}"]
     for r in recs:
-        print(f"{r['run']:3d} {r['rre_deg']:7.2f} {r['rte_mm']:7.2f} {r['cd_mm']:6.2f} {r['hd95_mm']:7.2f} "
-              f"{'yes' if r['success'] else 'no':>3s} {r.get('verdict', '-'):>10s} {float(r['seconds']):5.1f}")
+        rows.append(f"{r['run']:3d} {r['rre_deg']:7.2f} {r['rte_mm']:7.2f} {r['cd_mm']:6.2f} {r['hd95_mm']:7.2f} "
+                    f"{'yes' if r['success'] else 'no':>3s} {r.get('verdict', '-'):>10s} {float(r['seconds']):5.1f}")
+    return '\n'.join(rows)
 
 # %% ../nbs/12_cli.ipynb #1b849aba
 def cmd_evaluate(args):
@@ -215,7 +216,7 @@ def cmd_evaluate(args):
     points = read_points(args.intraop, min_points=50)
     model, geom = _preop(args.preop, args.udf_preset, quiet=False)
     recs = _evaluate(model, geom, points, args)
-    _print_runs(recs)
+    print(_runs_table(recs))
     print(format_summary(summarize(recs)))
 
 # %% ../nbs/12_cli.ipynb #686e82ff
@@ -233,15 +234,16 @@ def cmd_demo(args):
     model, _ = _preop(args.bone, args.udf_preset, quiet=False)
     keep = []
     recs = _evaluate(model, mesh, points, args, keep)
-    _print_runs(recs)
+    print(_runs_table(recs))
     line = format_summary(summarize(recs))
     p0, reg0 = keep[0]
     figs = [registration_figure(model, p0, np.eye(4), mesh, 'run 0 before: the perturbed intraoperative cloud'),
             registration_figure(model, p0, reg0.T, mesh, f'run 0 after: score {reg0.score_mm:.2f} mm')]
-    try: write_report(report, figs, line, f'neuralbonereg demo: {args.bone}')
+    text = f"{_runs_table(recs)}\n\n{line}"
+    try: write_report(report, figs, text, f'neuralbonereg demo: {args.bone}')
     except FileExistsError:  # a file took the name during the run: the next free one, as the option promises
-        report = next_free(report); write_report(report, figs, line, f'neuralbonereg demo: {args.bone}')
-    print(f"report={report}")
+        report = next_free(report); write_report(report, figs, text, f'neuralbonereg demo: {args.bone}')
+    print(f"report={report.resolve()}")
     print(line)
 
 # %% ../nbs/12_cli.ipynb #3da9cfe8
