@@ -86,11 +86,11 @@ def toy_pair(n:int=1500, # points per cloud
     perm = rng.permutation(n)
     return preop, preop[perm] @ T[:3, :3].T + T[:3, 3], T, perm
 
-# %% ../../nbs/20c_geotransformer.ipynb #7cfb86a4
+# %% ../../nbs/20c_geotransformer.ipynb #df284eb6
 def geo_pyramid(points, # (N, 3) points, unit-sphere frame
                 config:GeoConfig|str='test', # sizes (GEO_PRESETS)
                )->Pyramid:
-    "The KPConv pyramid of the registration network (`kpconv.build_pyramid` with the config's sizes). Raises `ValueError`."
+    "The registration network's KPConv pyramid (`kpconv.build_pyramid`, the config's sizes). Raises `ValueError`."
     cfg = GEO_PRESETS(config)
     return build_pyramid(points, cfg.n_levels, cfg.voxel, cfg.base_radius, cfg.max_neighbors)
 
@@ -102,7 +102,8 @@ def registration_features(pyramid:Pyramid, # from `geo_pyramid`
     if y is None: return torch.ones(n0, 1, device=inv.device)
     y = torch.as_tensor(y, dtype=torch.float32, device=inv.device)
     if y.ndim == 2 and y.shape[1] == 2: y = y[:, 1]                            # one-hot or probabilities: P(keep)
-    if y.shape != inv.shape: raise ValueError(f'y must have shape ({len(inv)},) or ({len(inv)}, 2), got {tuple(y.shape)}')
+    if y.shape != inv.shape:
+        raise ValueError(f'y must have shape ({len(inv)},) or ({len(inv)}, 2), got {tuple(y.shape)}')
     s = torch.zeros(n0, device=inv.device).index_add(0, inv, y)                # Σ Y_j per voxel, differentiable
     cnt = torch.zeros(n0, device=inv.device).index_add(0, inv, torch.ones_like(y))
     return (s / cnt)[:, None]
@@ -155,12 +156,12 @@ class GeoBackbone(nn.Module):
             x = self.dec[l - f](torch.cat([nearest_upsample(x, P.upsamples[l]), skips[l]], 1))   # skip connection
         return coarse, self.head(x)
 
-# %% ../../nbs/20c_geotransformer.ipynb #da97c666
+# %% ../../nbs/20c_geotransformer.ipynb #09ad42af
 def point_to_node(points, # (N, 3) dense points
                   nodes, # (M, 3) superpoints, same frame
                   k:int, # most points per patch
-                 )->tuple: # (M, k) long point indices, shadow N; (M, k) bool valid; (N,) long nearest node of each point
-    "Point-to-node partition: each point joins its nearest superpoint's patch, k nearest kept (GeoTr). Raises `ValueError`."
+                 )->tuple: # (M, k) long point indices, shadow N; (M, k) bool valid; (N,) long nearest node
+    "Point-to-node partition: each point joins its nearest node's patch, k nearest kept; GeoTr. Raises `ValueError`."
     if k < 1: raise ValueError(f'k must be >= 1, got {k}')
     P = np.asarray(torch.as_tensor(points).detach().cpu(), np.float64)
     Q = np.asarray(torch.as_tensor(nodes).detach().cpu(), np.float64)
@@ -216,7 +217,7 @@ class GeometricEmbedding(nn.Module):
         if a_idx.shape[-1]: r = r + self.proj_a(sinusoidal(a_idx, self.d_model)).max(2).values   # + max_x r^A W^A
         return r
 
-# %% ../../nbs/20c_geotransformer.ipynb #193897bb
+# %% ../../nbs/20c_geotransformer.ipynb #831b65b6
 class FeedForward(nn.Module):
     "LayerNorm(x + W2 ReLU(W1 x)), width d → 2d → d (GeoTr's attention output)."
     def __init__(self, d_model:int): # width d
@@ -226,7 +227,7 @@ class FeedForward(nn.Module):
     def forward(self, x): return self.norm(x + self.mlp(x)) # (N, d) → (N, d)
 
 class GeoSelfAttention(nn.Module):
-    "Multi-head self-attention with the structure embedding added to the keys, e_ij = q_i (k_j + r_ij W^R)ᵀ/√d_t (GeoTr)."
+    "Self-attention with the structure embedding in the keys, e_ij = q_i (k_j + r_ij W^R)ᵀ/√d_t (GeoTr)."
     def __init__(self,
                  d_model:int, # width d
                  n_heads:int, # heads H, d_t = d / H
@@ -248,7 +249,7 @@ class GeoSelfAttention(nn.Module):
         return self.ffn(self.norm(x + self.out(z)))
 
 class CrossAttention(nn.Module):
-    "Multi-head attention from one cloud's superpoints (queries) to the other's (keys, values), e_ij = q_i k_jᵀ/√d_t."
+    "Attention from one cloud's superpoints (queries) to the other's (keys, values): e_ij = q_i k_jᵀ/√d_t (GeoTr)."
     def __init__(self,
                  d_model:int, # width d
                  n_heads:int, # heads H
@@ -294,7 +295,7 @@ class GeometricTransformer(nn.Module):
             a = ca(a, b); b = ca(b, a)
         return self.outp(a), self.outp(b)
 
-# %% ../../nbs/20c_geotransformer.ipynb #03c3dbfd
+# %% ../../nbs/20c_geotransformer.ipynb #0e5714bc
 @torch.no_grad()
 def superpoint_matching(ref_feats:torch.Tensor, # (M, C) intraop superpoint features
                         src_feats:torch.Tensor, # (N, C) preop superpoint features
@@ -305,7 +306,7 @@ def superpoint_matching(ref_feats:torch.Tensor, # (M, C) intraop superpoint feat
                        )->tuple: # (k',) long intraop index, (k',) long preop index, (k',) score s̄, best first
     "Top-k superpoint correspondences of the dual-normalised feature correlation (GeoTr)."
     f, g = F.normalize(ref_feats, dim=1), F.normalize(src_feats, dim=1)
-    s = torch.exp(-(2 - 2 * f @ g.T).clamp_min(0))                            # (M, N) exp(−‖f_i − g_j‖²), unit norms
+    s = torch.exp(-(2 - 2 * f @ g.T).clamp_min(0))                 # (M, N) exp(−‖f_i − g_j‖²), unit norms
     if dual: s = s / s.sum(1, keepdim=True) * (s / s.sum(0, keepdim=True))   # row × column normalisation
     valid = torch.ones_like(s, dtype=torch.bool)
     if ref_mask is not None: valid &= ref_mask[:, None]
@@ -324,7 +325,7 @@ def patch_similarity(ref_feats:torch.Tensor, # (N_r, d) intraop dense descriptor
     fr, fs = pad(ref_feats)[ref_patches], pad(src_feats)[src_patches]          # (B, k, d)
     return fr @ fs.transpose(1, 2) / ref_feats.shape[1] ** 0.5
 
-# %% ../../nbs/20c_geotransformer.ipynb #8efa37d9
+# %% ../../nbs/20c_geotransformer.ipynb #1591c005
 NEG = -1e12  # log of "no mass": large and finite, so masked rows never make NaNs
 
 class LogOptimalTransport(nn.Module):
@@ -340,7 +341,7 @@ class LogOptimalTransport(nn.Module):
                 scores:torch.Tensor, # (B, m, n) similarity C of each patch pair
                 row_mask:torch.Tensor, # (B, m) bool: real intraop points
                 col_mask:torch.Tensor, # (B, n) bool: real preop points
-               )->torch.Tensor: # (B, m+1, n+1) log Z: valid rows and columns sum to 1, the slack row to n_b, column to m_b
+               )->torch.Tensor: # (B, m+1, n+1) log Z: rows, columns sum to 1; slack row to n_b, column to m_b
         B, m, n = scores.shape
         a = self.alpha.expand(B, 1, 1)
         Z = torch.cat([torch.cat([scores, a.expand(B, m, 1)], 2), a.expand(B, 1, n + 1)], 1)   # (B, m+1, n+1) C̄
@@ -379,20 +380,21 @@ def dense_correspondences(log_z:torch.Tensor, # (B, k+1, k+1) from `LogOptimalTr
     b, i, j = keep.nonzero(as_tuple=True)
     return ref_points[ref_patches[b, i]], src_points[src_patches[b, j]], z[b, i, j], b
 
-# %% ../../nbs/20c_geotransformer.ipynb #79ca3d5e
+# %% ../../nbs/20c_geotransformer.ipynb #ea9413ba
 def weighted_kabsch(src:torch.Tensor, # (B, n, 3) or (n, 3) points to move (preop)
                     ref:torch.Tensor, # same shape: their targets (intraop)
                     weights:torch.Tensor|None=None, # (B, n) or (n,) ≥ 0; None: all 1
                     eps:float=1e-8, # added to the weight sum
                    )->torch.Tensor: # (B, 4, 4) or (4, 4) T with T src ≈ ref
-    "The rigid T minimising Σ w ‖R src + t − ref‖² (Kabsch / weighted SVD, GeoTr's weighted Procrustes). Raises `ValueError`."
-    if src.shape != ref.shape or src.shape[-1] != 3: raise ValueError(f'src and ref must be (…, n, 3), got {src.shape}, {ref.shape}')
+    "The rigid T minimising Σ w ‖R src + t − ref‖² (weighted Kabsch, as GeoTr's Procrustes). Raises `ValueError`."
+    if src.shape != ref.shape or src.shape[-1] != 3:
+        raise ValueError(f'src and ref must be (…, n, 3), got {src.shape}, {ref.shape}')
     one = src.ndim == 2
     if one: src, ref = src[None], ref[None]
-    w = torch.ones(src.shape[:2], dtype=src.dtype, device=src.device) if weights is None else weights.reshape(src.shape[:2])
+    w = torch.ones_like(src[..., 0]) if weights is None else weights.reshape(src.shape[:2])
     w = (w / (w.sum(1, keepdim=True) + eps))[..., None]                         # (B, n, 1) normalised weights
     cs, cr = (w * src).sum(1, keepdim=True), (w * ref).sum(1, keepdim=True)    # (B, 1, 3) weighted centroids
-    H = ((src - cs) * w).transpose(1, 2) @ (ref - cr)                          # (B, 3, 3) Σ w (p − p̄)(q − q̄)ᵀ
+    H = ((src - cs) * w).transpose(1, 2) @ (ref - cr)                  # (B, 3, 3) Σ w (p − p̄)(q − q̄)ᵀ
     U, _, Vt = torch.linalg.svd(H)
     D = torch.ones_like(cs[:, 0]); D[:, 2] = torch.det(Vt.transpose(1, 2) @ U.transpose(1, 2)).sign()   # no reflection
     R = Vt.transpose(1, 2) @ torch.diag_embed(D) @ U.transpose(1, 2)          # (B, 3, 3) V D Uᵀ
@@ -400,8 +402,11 @@ def weighted_kabsch(src:torch.Tensor, # (B, n, 3) or (n, 3) points to move (preo
     T[:, :3, :3], T[:, :3, 3] = R, cr[:, 0] - (R @ cs.transpose(1, 2))[..., 0]   # t = q̄ − R p̄
     return T[0] if one else T
 
-# %% ../../nbs/20c_geotransformer.ipynb #d2ab5fdf
-def _apply(T:torch.Tensor, p:torch.Tensor)->torch.Tensor: return p @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]
+# %% ../../nbs/20c_geotransformer.ipynb #5eba4201
+def _apply(T:torch.Tensor, # (..., 4, 4)
+           p:torch.Tensor, # (..., n, 3)
+          )->torch.Tensor: # (..., n, 3) T p
+    return p @ T[..., :3, :3].transpose(-1, -2) + T[..., None, :3, 3]
 
 @torch.no_grad()
 def local_to_global(ref:torch.Tensor, # (C, 3) intraop points of the dense correspondences
@@ -417,7 +422,7 @@ def local_to_global(ref:torch.Tensor, # (C, 3) intraop points of the dense corre
     if len(weights) < 3: return eye, 0
     ids, counts = patch.unique(return_counts=True)
     ids = ids[counts >= min_local]
-    own = (patch[None] == ids[:, None]) * weights[None] if len(ids) else weights[None]   # (B, C) each candidate's weights
+    own = (patch[None] == ids[:, None]) * weights[None] if len(ids) else weights[None]   # (B, C) per candidate
     cands = weighted_kabsch(src.expand(len(own), -1, -1), ref.expand(len(own), -1, -1), own)   # (B, 4, 4) T_b
     inliers = ((_apply(cands, src) - ref).norm(dim=-1) < acceptance_radius).sum(1)             # (B,) over all pairs
     T = cands[inliers.argmax()]
