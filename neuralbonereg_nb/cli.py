@@ -166,7 +166,7 @@ def cmd_register(args)->int:
     out = safe_output(args.output, args.force)
     report = safe_output(args.report, args.force) if args.report else None
     points = read_points(args.intraop, min_points=50)
-    model, geom = _preop(args.preop, args.udf_preset)
+    model, geom = _preop(args.preop, args.udf_preset, quiet=False)  # a new bone's fit shows its progress on stderr (cached afterwards)
     reg = register(model, points, args.preset, seed=args.seed)
     v = reg.verdict
     motion, mf = motion_line(reg.T, points)

@@ -148,7 +148,8 @@ class NearestSurface:
     def __call__(self, q:torch.Tensor, # (B, 3) queries
                 )->torch.Tensor: # (B, 3) nearest points of P (no gradient)
         if self.tree is not None:
-            return self.P[torch.as_tensor(self.tree.query(q.detach().cpu().numpy(), workers=-1)[1])].to(q.device)
+            workers = -1 if len(q) > 20_000 else 1  # threads pay off only for large batches: at 2,500 queries one thread is 2× faster
+            return self.P[torch.as_tensor(self.tree.query(q.detach().cpu().numpy(), workers=workers)[1])].to(q.device)
         idx = torch.cat([torch.cdist(c, self.P).argmin(1) for c in q.detach().split(self.chunk)])
         return self.P[idx]
 
