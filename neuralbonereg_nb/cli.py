@@ -10,9 +10,9 @@ import numpy as np
 from .files import safe_output, write_atomic, next_free, os_error_line
 
 # %% auto #0
-__all__ = ['BANNER_COLOURS', 'REG_PRESET_HELP', 'UDF_PRESET_HELP', 'cmd_bones', 'cmd_simulate', 'cmd_fit', 'registration_figure',
-           'write_report', 'motion_line', 'cmd_register', 'cmd_evaluate', 'cmd_demo', 'cmd_benchmark',
-           'cmd_reconstruct_us', 'build_parser', 'main']
+__all__ = ['REPORT_FIGURE_PX', 'REPORT_CSS', 'BANNER_COLOURS', 'REG_PRESET_HELP', 'UDF_PRESET_HELP', 'cmd_bones', 'cmd_simulate',
+           'show_progress', 'cmd_fit', 'registration_figure', 'write_report', 'motion_line', 'cmd_register',
+           'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #0c1b4587
 def cmd_bones(args):
@@ -67,6 +67,12 @@ def _device_arg(spec:str|None, # the --device option: 'cuda', 'cpu', 'cuda:1', o
     try: return str(pick_device(spec))
     except ValueError as e: raise ValueError(f"--device {spec}: {e}") from None
 
+def show_progress(args, # parsed arguments with --quiet / --progress (either may be absent)
+                 )->bool: # whether to draw progress bars (on stderr)
+    "The progress policy of every command: bars on stderr in a terminal; none with --quiet; none when stderr is not a terminal (a log file, a pipe) unless --progress asks."
+    if getattr(args, 'quiet', False): return False
+    return bool(getattr(args, 'progress', False)) or sys.stderr.isatty()
+
 def cmd_fit(args):
     "Fit the NeuralUDF of a preoperative bone, check it (finite, accurate enough: `udf.check_accuracy`), then save it; print the accuracy line."
     from neuralbonereg_nb.udf import fit_preop, udf_accuracy, accuracy_line, udf_config, check_accuracy
@@ -75,7 +81,7 @@ def cmd_fit(args):
     device = _device_arg(args.device)
     config = udf_config(args.preset)
     preop = load_bone(args.preop) if args.preop in EMBEDDED_BONES else read_preop(args.preop, config.knn_sigma + 1)
-    model = fit_preop(preop, config, device=device, cache=not args.no_cache, progress=not args.quiet)
+    model = fit_preop(preop, config, device=device, cache=not args.no_cache, progress=show_progress(args))
     if not isinstance(preop, np.ndarray): ref = extract_outer_surface(preop) if config.outer_surface else preop
     else:
         from neuralbonereg_nb.simulate import mesh_from_points
@@ -87,7 +93,7 @@ def cmd_fit(args):
     print(accuracy_line(acc, model.fit_seconds))
 
 # %% ../nbs/12_cli.ipynb #920d566f
-def _preop(spec:str, udf_preset:str='fast_cpu', quiet:bool=True):
+def _preop(spec:str, udf_preset:str='fast_cpu', progress:bool=False):
     "(PreopModel, preop geometry for evaluation: a mesh or (N, 3) points mm) from a bone name, a file, or a saved model."
     from neuralbonereg_nb.udf import PreopModel, fit_preop
     from neuralbonereg_nb.data import EMBEDDED_BONES, load_bone, read_preop
@@ -95,7 +101,7 @@ def _preop(spec:str, udf_preset:str='fast_cpu', quiet:bool=True):
         model = PreopModel.load(spec)
         return model, model.surface_points_mm
     geom = load_bone(spec) if spec in EMBEDDED_BONES else read_preop(spec)
-    return fit_preop(geom, udf_preset, progress=not quiet), geom
+    return fit_preop(geom, udf_preset, progress=progress), geom
 
 # %% ../nbs/12_cli.ipynb #d76b28db
 def registration_figure(model, # a DistanceField (PreopModel, ExactDistanceField): colours are its distance, mm
@@ -114,6 +120,9 @@ def registration_figure(model, # a DistanceField (PreopModel, ExactDistanceField
     return fig
 
 # %% ../nbs/12_cli.ipynb #a0338fd8
+REPORT_FIGURE_PX = 640 # the height of each figure in a report, px (its width: the page's)
+REPORT_CSS = ("body{max-width:1200px;margin:0 auto;padding:0 1em;font-family:sans-serif} "
+              "pre{white-space:pre-wrap;overflow-wrap:anywhere;font-size:0.9em}") # long lines wrap: no horizontal scrollbar
 BANNER_COLOURS = dict(ok='#2e7d32', ambiguous='#ef6c00', poor='#c62828', degenerate='#c62828') # the report banner per verdict
 
 def _banner(verdict)->str:
@@ -130,10 +139,20 @@ def write_report(path, # .html file to write (atomically)
                  force:bool=False, # replace a file at `path` (else an exclusive create, `files.write_atomic`)
                  verdict=None, # a `verdict.Verdict`: shown in a coloured banner above everything else
                 ):
-    "One self-contained HTML page: a title, the verdict's banner, a text block and the figures (plotly.js inlined once)."
+    """One self-contained HTML page: a title, the verdict's banner, a text block and the figures (plotly.js inlined once), each
+    figure as wide as the page (responsive, no horizontal scrollbar) and `REPORT_FIGURE_PX` tall, its 3-D scene framed (`viz.frame_aspect`)."""
     import html
-    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
+    import plotly.graph_objects as go
+    from neuralbonereg_nb.viz import frame_aspect
+    parts = []
+    for i, f in enumerate(figs):
+        f = go.Figure(f)  # a copy: the caller's figure keeps its size
+        f.update_layout(autosize=True, width=None, height=REPORT_FIGURE_PX)
+        if f.layout.scene.aspectmode in ('data', 'manual'): frame_aspect(f)
+        parts.append(f.to_html(full_html=False, include_plotlyjs=(i == 0), default_width='100%', default_height=f'{REPORT_FIGURE_PX}px',
+                               config=dict(responsive=True)))
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>{REPORT_CSS}</style></head><body>"
             f"<h2>{html.escape(title)}</h2>{_banner(verdict)}<pre>{html.escape(text)}</pre>{''.join(parts)}</body></html>")
     write_atomic(path, lambda p: Path(p).write_text(page, encoding='utf-8'), force=force)
 
@@ -166,8 +185,9 @@ def cmd_register(args)->int:
     out = safe_output(args.output, args.force)
     report = safe_output(args.report, args.force) if args.report else None
     points = read_points(args.intraop, min_points=50)
-    model, geom = _preop(args.preop, args.udf_preset, quiet=False)  # a new bone's fit shows its progress on stderr (cached afterwards)
-    reg = register(model, points, args.preset, seed=args.seed)
+    show = show_progress(args)
+    model, geom = _preop(args.preop, args.udf_preset, show)  # a new bone's fit shows its progress (cached afterwards)
+    reg = register(model, points, args.preset, seed=args.seed, progress=show)
     v = reg.verdict
     motion, mf = motion_line(reg.T, points)
     write_atomic(out, lambda p: np.savetxt(p, reg.T, fmt='%.8f', header=_t_header(reg), encoding='utf-8'), force=args.force)
@@ -181,7 +201,7 @@ def cmd_register(args)->int:
     print(f"verdict: {v}"); print(motion)
     print(f"verdict={v.kind} score_mm={reg.score_mm:.3f} rotation_deg={mf['rotation_deg']:.2f} centroid_shift_mm={mf['centroid_shift_mm']:.2f} max_shift_mm={mf['max_shift_mm']:.2f} runner_up_score_mm={ru['score_mm'] if ru else float('nan'):.3f} "
           f"runner_up_deg={ru['rotation_deg'] if ru else float('nan'):.1f} mirror_score_mm={reg.mirror_score_mm if reg.mirror_score_mm is not None else float('nan'):.3f} "
-          f"seconds={reg.seconds['total']:.1f} output={out.resolve()}")
+          f"seconds={reg.seconds['total']:.1f} output={out.resolve()}" + (f" report={report.resolve()}" if report is not None else ''))
     return v.exit_code
 
 # %% ../nbs/12_cli.ipynb #5cfada5c
@@ -189,13 +209,18 @@ def _evaluate(model, geom, points, args, keep=None):
     "Seeded perturbation runs of `register` against a known ground truth (identity); the metrics records, each with the run's verdict."
     from neuralbonereg_nb.metrics import evaluate
     from neuralbonereg_nb.register import register
+    from tqdm import tqdm
     regs = []
+    bar = tqdm(total=args.runs, desc='runs', unit='run', disable=not show_progress(args), file=sys.stderr)
     def fn(p):
         reg = register(model, p, args.preset, seed=args.seed, mirror_check=False)  # these runs measure the pose; `register` runs the mirror check too
         regs.append(reg)
         if keep is not None: keep.append((p, reg))
+        bar.set_postfix_str(f"run {len(regs) - 1}: {reg.verdict.kind}, score {reg.score_mm:.2f} mm, {reg.seconds['total']:.1f} s", refresh=False)
+        bar.update(1)
         return reg
-    recs = evaluate(fn, geom, points, runs=args.runs, seed=args.seed, protocol=args.protocol)
+    try: recs = evaluate(fn, geom, points, runs=args.runs, seed=args.seed, protocol=args.protocol)
+    finally: bar.close()
     for rec, reg in zip(recs, regs): rec['verdict'] = reg.verdict.kind
     return recs
 
@@ -214,7 +239,7 @@ def cmd_evaluate(args):
     from neuralbonereg_nb.data import read_points
     from neuralbonereg_nb.metrics import summarize, format_summary
     points = read_points(args.intraop, min_points=50)
-    model, geom = _preop(args.preop, args.udf_preset, quiet=False)
+    model, geom = _preop(args.preop, args.udf_preset, show_progress(args))
     recs = _evaluate(model, geom, points, args)
     print(_runs_table(recs))
     print(format_summary(summarize(recs)))
@@ -231,7 +256,7 @@ def cmd_demo(args):
     mesh = load_bone(args.bone)
     points = simulate_us_sweep(mesh, seed=args.seed).points
     print(f"{args.bone}: real CT bone (gias3.examples), simulated tracked ultrasound sweep of {len(points)} points")
-    model, _ = _preop(args.bone, args.udf_preset, quiet=False)
+    model, _ = _preop(args.bone, args.udf_preset, show_progress(args))
     keep = []
     recs = _evaluate(model, mesh, points, args, keep)
     print(_runs_table(recs))
@@ -255,7 +280,7 @@ def cmd_benchmark(args):
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
     cases = suite_cases(args.suite, args.limit)
     print(f"suite {args.suite}: {len(cases)} cases × {args.runs} runs × {len(methods)} methods, preset {args.preset}, {args.workers} workers")
-    recs = run_benchmark(cases, methods, args.runs, args.seed, args.preset, args.udf_preset, args.protocol, args.workers, progress=not args.quiet,
+    recs = run_benchmark(cases, methods, args.runs, args.seed, args.preset, args.udf_preset, args.protocol, args.workers, progress=show_progress(args),
                          cache=not args.no_cache)
     if out is not None: write_csv(recs, out, force=args.force)
     rows = benchmark_table(recs)
@@ -279,7 +304,7 @@ def cmd_reconstruct_us(args):
     frames = slice(None, None, args.every) if args.every > 1 else None
     try: cal = ULTRABONES_CALIBRATION if args.calibration is None else ProbeCalibration(tuple(args.calibration[:3]), tuple(args.calibration[3:]))
     except ValueError as e: raise ValueError(f"--calibration {' '.join(f'{v:g}' for v in args.calibration)}: {e}") from None
-    r = reconstruct_sweep(read_sweep(args.record_dir, calibration=cal), clean=clean, frames=frames)
+    r = reconstruct_sweep(read_sweep(args.record_dir, calibration=cal), clean=clean, frames=frames, progress=show_progress(args))
     write_atomic(out, lambda p: np.savetxt(p, r.points, fmt='%.4f'), force=args.force)
     print(f'points={len(r)} frames_used={r.frames_used} frames_with_bone={(r.counts > 0).sum()} '
           f'raw_points={len(r.raw_points)} seconds={r.seconds:.1f} output={out}')
@@ -323,6 +348,11 @@ def _command(sub, name:str, summary:str, example:str, **kw):
     return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + '.', epilog=f"example:\n  {example}",
                           formatter_class=_Help, **kw)
 
+def _progress_args(q):
+    "--quiet and --progress: the progress policy of `show_progress`."
+    q.add_argument('--quiet', action='store_true', help='no progress bars')
+    q.add_argument('--progress', action='store_true', help='progress bars on stderr even when it is not a terminal (by default only in a terminal)')
+
 def build_parser()->argparse.ArgumentParser:
     "The `neuralbonereg` argument parser, one sub-command per job."
     p = _Parser(prog='neuralbonereg', formatter_class=_Help, epilog='start with:\n  neuralbonereg demo',
@@ -344,7 +374,7 @@ def build_parser()->argparse.ArgumentParser:
     f.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help=UDF_PRESET_HELP)
     f.add_argument('--device', default=None, help="'cuda' or 'cpu' (default: CUDA when present)")
     f.add_argument('--no-cache', action='store_true', help='refit even if the cache holds this fit')
-    f.add_argument('--quiet', action='store_true', help='no progress bar')
+    _progress_args(f)
     f.add_argument('--force', action='store_true', help='replace an existing output file')
     f.set_defaults(func=cmd_fit)
     def reg_args(q, runs:bool, presets=('paper', 'fast_cpu', 'fast_cpu_mlp', 'test'), preop:bool=True):
@@ -356,6 +386,7 @@ def build_parser()->argparse.ArgumentParser:
         if runs:
             q.add_argument('--runs', type=_positive, default=10, help='seeded perturbation runs')
             q.add_argument('--protocol', default='uniform', choices=('uniform', 'euler'), help="perturbation protocol: Haar-uniform SO(3) ± 100 mm, or the official Euler ±180° / ±500 mm")
+        _progress_args(q)
     r = _command(sub, 'register', 'register an intraoperative cloud (mm) to a preoperative bone; write T (4x4) and say whether to trust it',
                  'neuralbonereg register fibula.pt us_points.xyz -o T.txt --report register.html\n'
                  'exit status: 0 ok, 3 ambiguous, 4 poor, 5 degenerate (the verdict, also in the header of T.txt), 2 error.')
@@ -383,7 +414,6 @@ def build_parser()->argparse.ArgumentParser:
     k.add_argument('--workers', type=_positive, default=1, help='processes (each runs with one thread)')
     k.add_argument('--out', help='per-task results, .csv')
     k.add_argument('--report', help='HTML with the table and the plots')
-    k.add_argument('--quiet', action='store_true', help='no progress bar')
     k.add_argument('--force', action='store_true', help='replace existing output files')
     k.add_argument('--no-cache', action='store_true', help="re-run every task (by default finished tasks are kept in the cache, keyed by inputs and code, so a stopped suite resumes)")
     reg_args(k, runs=True, presets=('paper', 'fast_cpu', 'test'), preop=False); k.set_defaults(func=cmd_benchmark)  # every method has these
@@ -396,7 +426,7 @@ def build_parser()->argparse.ArgumentParser:
     u.add_argument('--calibration', type=float, nargs=6, metavar=('RX', 'RY', 'RZ', 'TX', 'TY', 'TZ'),
                    help="probe calibration: Euler 'xyz' degrees and translation mm (default: the UltraBones100k probe's)")
     u.add_argument('--force', action='store_true', help='replace an existing output file')
-    u.set_defaults(func=cmd_reconstruct_us)
+    _progress_args(u); u.set_defaults(func=cmd_reconstruct_us)
     return p
 
 # %% ../nbs/12_cli.ipynb #5ace8a0a

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_register.ipynb #d080887c
 from __future__ import annotations
-import time
+import sys, time
 from dataclasses import dataclass, field
 import numpy as np
 import torch
@@ -142,6 +142,7 @@ def search(field:DistanceField, # the preoperative field, on P's device
            cfg:RegistrationConfig, # n_heads … lr, score_mode, trim_keep, amp
            seed:int=0, # seeds the latent, the weights and the point subsets
            snapshot_steps=(), # steps at which to record all head poses and scores
+           bar=None, # a tqdm bar to advance one unit per step, its postfix the best score so far (mm); None → silent
           )->Search:
     "The optimization loop of NeuralReg (see explanations/official_code#sec-loss): H heads, coarse-to-fine scores, one Adam step per step, both kinds of best; successive halving of the heads at `cfg.halving_steps` (ours)."
     dev, N, H, scale = P.device, len(P), cfg.n_heads, float(field.normalization.scale_mm)
@@ -171,6 +172,7 @@ def search(field:DistanceField, # the preoperative field, on P's device
             snaps.append(dict(step=step, q=q_all.detach().float().cpu().double().numpy(), t=t_all.detach().float().cpu().double().numpy(),
                               scores_mm=s_all.cpu().double().numpy()))
         hist['loss_mm'].append(float(out.loss.detach())); hist['best_mm'].append(float(sc[i])); hist['best_so_far_mm'].append(best[0])
+        if bar is not None: bar.set_postfix_str(f"best {best[0]:.2f} mm", refresh=False); bar.update(1)
         opt.zero_grad(set_to_none=True); out.loss.float().backward(); opt.step()
     return Search(best[0], best[1], best[2], head_s, head_q, head_t, hist, snaps)
 
@@ -255,20 +257,38 @@ def polish_modes(field:DistanceField, # the preoperative field (surface samples 
     return T_win, s_win, T_raw, runner
 
 # %% ../nbs/07_register.ipynb #ac476cec
-def _search_polish(field:DistanceField, searched:DistanceField, pts:np.ndarray, cfg:RegistrationConfig, seed:int, dev, snapshot_steps, sec:dict):
-    "centre → `search` → `rescore` → `polish_modes` of one cloud: (T, score mm, T before the polish, runner-ups, Search); stage seconds added to sec."
+def _stage_bar(desc:str|None, # the bar's label, e.g. 'search'; None → no bar
+               cfg:RegistrationConfig, # steps (one unit each), plus one unit each for the re-scoring and the polish
+              ):
+    "The progress bar of one cloud's registration, on stderr (None when `desc` is None)."
+    if desc is None: return None
+    from tqdm import tqdm  # text on stderr, in a terminal and in a notebook alike
+    return tqdm(total=cfg.steps + (0 if cfg.official_only else 2), desc=desc, unit='step', mininterval=0.5, file=sys.stderr)
+
+def _search_polish(field:DistanceField, searched:DistanceField, pts:np.ndarray, cfg:RegistrationConfig, seed:int, dev, snapshot_steps, sec:dict,
+                   progress:str|None=None):
+    "centre → `search` → `rescore` → `polish_modes` of one cloud: (T, score mm, T before the polish, runner-ups, Search); stage seconds added to sec; a progress bar labelled `progress` (None: silent)."
+    bar = _stage_bar(progress, cfg)
+    try: return _search_polish_stages(field, searched, pts, cfg, seed, dev, snapshot_steps, sec, bar)
+    finally:
+        if bar is not None: bar.close()
+
+def _search_polish_stages(field, searched, pts, cfg, seed, dev, snapshot_steps, sec, bar):
     rng = np.random.default_rng(int(seed))
     c_src = pts.mean(0)  # source centring (see explanations/official_code#sec-centring)
     P = torch.tensor((pts - c_src) / field.normalization.scale_mm, dtype=torch.float32, device=dev)  # (N, 3) centred, normalized
-    t0 = time.perf_counter(); s = search(searched, P, cfg, seed, snapshot_steps); sec['optimize'] = sec.get('optimize', 0.0) + time.perf_counter() - t0
+    t0 = time.perf_counter(); s = search(searched, P, cfg, seed, snapshot_steps, bar); sec['optimize'] = sec.get('optimize', 0.0) + time.perf_counter() - t0
     if cfg.official_only:
         T = pose_to_transform(s.best_q.double().numpy(), s.best_t.double().numpy(), c_src, field.normalization)
         score = score_mm(field, apply_transform(T, pts[rng.permutation(len(pts))[:cfg.rescore_points]]), cfg.score_mode, cfg.trim_keep)
         sec.setdefault('rescore', 0.0); sec.setdefault('polish', 0.0)
         return T, score, None, [], s
+    if bar is not None: bar.set_postfix_str(f"best {s.best_mm:.2f} mm, re-scoring {cfg.n_candidates} heads")
     t0 = time.perf_counter(); cand = rescore(field, P, s, c_src, cfg, rng); sec['rescore'] = sec.get('rescore', 0.0) + time.perf_counter() - t0
+    if bar is not None: bar.update(1); bar.set_postfix_str(f"polishing {min(cfg.n_polish, len(cand.modes))} modes with ICP")
     t0 = time.perf_counter(); T, score, T_raw, runner = polish_modes(field, pts, cand, c_src, cfg, rng)
     sec['polish'] = sec.get('polish', 0.0) + time.perf_counter() - t0
+    if bar is not None: bar.update(1); bar.set_postfix_str(f"score {score:.2f} mm")
     return T, score, T_raw, runner, s
 
 # %% ../nbs/07_register.ipynb #a820b8ce
@@ -280,17 +300,18 @@ def run_registration(field:DistanceField, # the preoperative field
                      seed:int=0, # seeds the latent, the weights and the point subsets
                      device:str|None=None, # 'cuda' / 'cpu'; None → CUDA when present
                      snapshot_steps=(), # steps at which to record all head poses and scores
+                     progress:bool=False, # a bar per cloud on stderr: the steps with the best score so far, the re-scoring, the polish
                     )->Registration:
     "NeuralReg on a checked cloud: `_search_polish` (search on `search_field`, rescore, polish), the mirror image's too when `cfg.mirror_check`, then `verdict.judge` (see explanations/official_code#sec-heads; ours, see explanations/official_code#sec-tracking)."
     t_start = time.perf_counter(); sec = {}
     dev = pick_device(device); field.to(dev)
     searched, sec['grid'] = search_field(field, cfg)
     sec['setup'] = time.perf_counter() - t_start - sec['grid']
-    T, score, T_raw, runner, s = _search_polish(field, searched, pts, cfg, seed, dev, snapshot_steps, sec)
+    T, score, T_raw, runner, s = _search_polish(field, searched, pts, cfg, seed, dev, snapshot_steps, sec, 'register' if progress else None)
     mirror = None
     if cfg.mirror_check:
         mpts, sec_m = pts @ MIRROR, {}  # (N, 3) the cloud's mirror image
-        Tm, sm, *_ = _search_polish(field, searched, mpts, cfg, seed, dev, (), sec_m)
+        Tm, sm, *_ = _search_polish(field, searched, mpts, cfg, seed, dev, (), sec_m, 'mirror check' if progress else None)
         mirror = sm if cfg.score_mode == 'trimmed' else registration_score_mm(field, mpts, Tm, trim_keep=cfg.trim_keep, seed=seed)
         sec['mirror'] = sum(sec_m.values())
     t0 = time.perf_counter(); shape = cloud_shape(pts, seed=seed)
@@ -307,13 +328,14 @@ def register(field:DistanceField, # the preoperative bone: a PreopModel (NeuralU
              seed:int=0, # seeds the latent, the weights and the point subsets
              device:str|None=None, # 'cuda' / 'cpu'; None → CUDA when present
              snapshot_steps=(), # steps at which to record all head poses and scores (for figures)
+             progress:bool=False, # a progress bar per cloud on stderr (the search's steps and best score so far, the re-scoring, the polish)
              **overrides, # RegistrationConfig fields to change
             )->Registration:
     "Register an intraoperative cloud to the preoperative bone with NeuralReg (see explanations/official_code#sec-heads), re-scored and polished (ours, see explanations/official_code#sec-tracking). Raises `ValueError` for bad input."
     cfg = registration_config(config, **overrides)
     pts = check_cloud(points_mm)
     check_field(field)
-    return run_registration(field, pts, cfg, seed, device, snapshot_steps)
+    return run_registration(field, pts, cfg, seed, device, snapshot_steps, progress)
 
 # %% ../nbs/07_register.ipynb #199321ba
 def plot_search(snapshots:list, # from `register(..., snapshot_steps=...)`: dicts step, q (H, 4), scores_mm (H,)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_ultrasound.ipynb #19b84bcf
 from __future__ import annotations
-import base64, io, time, warnings
+import base64, io, sys, time, warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
@@ -425,6 +425,7 @@ def reconstruct_sweep(record, # a record folder (UltrasoundImages/*.png + pose C
                       segmenter:Segmenter|None=None, # frame → bone-surface mask; None → ShadowRidgeDetector()
                       clean:CleanConfig|None=CLEAN_ULTRABONESHIP_FEMUR, # cloud cleaning; None: keep the raw cloud
                       frames=None, # which frames: None (all), a slice, or indices into the sweep
+                      progress:bool=False, # a bar over the frames on stderr
                      )->USReconstruction:
     "Bone point cloud (world frame, mm) from a tracked B-mode sweep: segment each frame, map pixels to the world, merge, clean (see explanations/official_code#sec-intraop). Raises read_sweep's errors, or ValueError when no frame is selected or no bone is found."
     t0 = time.perf_counter()
@@ -434,7 +435,8 @@ def reconstruct_sweep(record, # a record folder (UltrasoundImages/*.png + pose C
     use = np.atleast_1d(use)
     if len(use) == 0: raise ValueError('no frames selected: `frames` picked none of the sweep')
     pts, src = [], []
-    for j, i in enumerate(use):
+    from tqdm import tqdm
+    for j, i in enumerate(tqdm(use, desc='B-mode frames', unit='frame', disable=not progress, mininterval=0.5, file=sys.stderr)):
         mask = np.asarray(seg(sweep.frame(i), float(sweep.spacing_mm[i])))
         r, c = np.nonzero(mask)
         pts.append(pixels_to_world(r, c, sweep.T_track[i], sweep.spacing_mm[i], sweep.calibration))

@@ -15,7 +15,8 @@ from .frames import subset_indices, pick_device
 
 # %% auto #0
 __all__ = ['PREOP_COLOR', 'INTRAOP_COLOR', 'DISTANCE_COLORSCALE', 'PLOTLY_CDN_URL', 'compact_figure', 'figure_html',
-           'NeuralBoneRegRenderer', 'notebook_setup', 'downsample', 'plot_mesh', 'plot_points', 'plot_distances']
+           'NeuralBoneRegRenderer', 'notebook_setup', 'downsample', 'frame_aspect', 'plot_mesh', 'plot_points',
+           'plot_distances']
 
 # %% ../nbs/00c_viz.ipynb #0f5ff7ee
 PREOP_COLOR = 'lightgrey'
@@ -149,10 +150,32 @@ def _mesh_arrays(mesh, max_faces:int):
     return V, F
 
 # %% ../nbs/00c_viz.ipynb #df168a08
+def frame_aspect(fig:go.Figure, # a figure with one 3-D scene
+                 floor:float=0.05, # the least aspect ratio of an axis (a flat cloud still gets some depth)
+                )->dict|None: # the aspect ratio set, or None (no finite 3-D data yet)
+    """True proportions that fit the view: the scene's aspect ratio is each axis's data range over the largest one.
+    Plotly's own `aspectmode='data'` divides by the cube root of the ranges' product instead, so a long bone (a fibula,
+    ~350 × 30 × 30 mm) gets a box ~5 units long that the default camera crops; here the longest side is 1."""
+    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
+    for tr in fig.data:
+        xyz = [getattr(tr, a, None) for a in 'xyz']
+        if any(v is None for v in xyz): continue
+        for k, v in enumerate(xyz):
+            v = np.asarray(v, dtype=np.float64)
+            v = v[np.isfinite(v)]
+            if len(v): lo[k], hi[k] = min(lo[k], v.min()), max(hi[k], v.max())
+    span = hi - lo
+    if not np.all(np.isfinite(span)) or span.max() <= 0: return None
+    r = np.maximum(span / span.max(), floor)
+    ratio = dict(x=float(r[0]), y=float(r[1]), z=float(r[2]))
+    fig.update_layout(scene=dict(aspectmode='manual', aspectratio=ratio))
+    return ratio
+
 def _layout(fig:go.Figure, title:str|None=None)->go.Figure:
     fig.update_layout(scene=dict(aspectmode='data', xaxis_title='x (mm)', yaxis_title='y (mm)', zaxis_title='z (mm)'),
                       margin=dict(l=0, r=0, t=30 if title else 0, b=0), title=title,
                       legend=dict(x=0, y=1, bgcolor='rgba(255,255,255,0.6)'))
+    frame_aspect(fig)
     return fig
 
 # %% ../nbs/00c_viz.ipynb #12941bcc
