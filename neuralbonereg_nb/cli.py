@@ -10,9 +10,9 @@ import numpy as np
 from .files import safe_output, write_atomic, next_free, os_error_line
 
 # %% auto #0
-__all__ = ['REPORT_FIGURE_PX', 'REPORT_CSS', 'BANNER_COLOURS', 'REG_PRESET_HELP', 'UDF_PRESET_HELP', 'cmd_bones', 'cmd_simulate',
-           'show_progress', 'cmd_fit', 'registration_figure', 'write_report', 'motion_line', 'cmd_register',
-           'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
+__all__ = ['REPORT_FIGURE_PX', 'REPORT_CSS', 'BANNER_COLOURS', 'REG_PRESET_HELP', 'UDF_PRESET_HELP', 'DEMO_REPORT', 'cmd_bones',
+           'cmd_simulate', 'show_progress', 'cmd_fit', 'registration_figure', 'write_report', 'motion_line',
+           'cmd_register', 'cmd_evaluate', 'cmd_demo', 'cmd_benchmark', 'cmd_reconstruct_us', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb #0c1b4587
 def cmd_bones(args):
@@ -225,6 +225,13 @@ def _evaluate(model, geom, points, args, keep=None):
     return recs
 
 # %% ../nbs/12_cli.ipynb #c1553921
+def _runs_report(path, model, geom, keep, recs, line:str, title:str, force:bool=False):
+    "The report of seeded runs (`evaluate`, `demo`): the per-run table, the summary line, run 0 before and after."
+    p0, reg0 = keep[0]
+    figs = [registration_figure(model, p0, np.eye(4), geom, 'run 0 before: the perturbed intraoperative cloud'),
+            registration_figure(model, p0, reg0.T, geom, f'run 0 after: score {reg0.score_mm:.2f} mm')]
+    write_report(path, figs, f"{_runs_table(recs)}\n\n{line}", title, force=force)
+
 def _runs_table(recs)->str:
     "The per-run table (printed, and in the report): errors against the truth, success, the verdict the run gave itself, seconds."
     rows = [f"{'run':>3s} {'RRE °':>7s} {'RTE mm':>7s} {'CD mm':>6s} {'HD95 mm':>7s} {'ok':>3s} {'verdict':>10s} {'s':>5s}"]
@@ -238,11 +245,17 @@ def cmd_evaluate(args):
     "Perturb the intraoperative cloud N times (seeded), register each, and summarize RR, RRE, RTE, CD, HD95, flips."
     from neuralbonereg_nb.data import read_points
     from neuralbonereg_nb.metrics import summarize, format_summary
+    report = safe_output(args.report, args.force) if getattr(args, 'report', None) else None
     points = read_points(args.intraop, min_points=50)
     model, geom = _preop(args.preop, args.udf_preset, show_progress(args))
-    recs = _evaluate(model, geom, points, args)
+    keep = []
+    recs = _evaluate(model, geom, points, args, keep)
     print(_runs_table(recs))
-    print(format_summary(summarize(recs)))
+    line = format_summary(summarize(recs))
+    if report is not None:
+        _runs_report(report, model, geom, keep, recs, line, f'neuralbonereg evaluate: {Path(args.intraop).name}', force=args.force)
+        print(f"report={report.resolve()}")
+    print(line)
 
 # %% ../nbs/12_cli.ipynb #686e82ff
 def cmd_demo(args):
@@ -261,14 +274,11 @@ def cmd_demo(args):
     recs = _evaluate(model, mesh, points, args, keep)
     print(_runs_table(recs))
     line = format_summary(summarize(recs))
-    p0, reg0 = keep[0]
-    figs = [registration_figure(model, p0, np.eye(4), mesh, 'run 0 before: the perturbed intraoperative cloud'),
-            registration_figure(model, p0, reg0.T, mesh, f'run 0 after: score {reg0.score_mm:.2f} mm')]
-    text = f"{_runs_table(recs)}\n\n{line}"
-    try: write_report(report, figs, text, f'neuralbonereg demo: {args.bone}')
+    try: _runs_report(report, model, mesh, keep, recs, line, f'neuralbonereg demo: {args.bone}')
     except FileExistsError:  # a file took the name during the run: the next free one, as the option promises
-        report = next_free(report); write_report(report, figs, text, f'neuralbonereg demo: {args.bone}')
-    print(f"report={report.resolve()}")
+        report = next_free(report); _runs_report(report, model, mesh, keep, recs, line, f'neuralbonereg demo: {args.bone}')
+    where = ' (the current folder; --report PATH writes elsewhere)' if args.report == DEMO_REPORT else ''
+    print(f"report={report.resolve()}{where}")
     print(line)
 
 # %% ../nbs/12_cli.ipynb #3da9cfe8
@@ -348,6 +358,8 @@ def _command(sub, name:str, summary:str, example:str, **kw):
     return sub.add_parser(name, help=summary, description=summary[0].upper() + summary[1:] + '.', epilog=f"example:\n  {example}",
                           formatter_class=_Help, **kw)
 
+DEMO_REPORT = 'neuralbonereg_demo.html' # the demo's report, in the current folder unless --report says where
+
 def _progress_args(q):
     "--quiet and --progress: the progress policy of `show_progress`."
     q.add_argument('--quiet', action='store_true', help='no progress bars')
@@ -400,10 +412,12 @@ def build_parser()->argparse.ArgumentParser:
                  'neuralbonereg evaluate Fibula.stl us_points.xyz --runs 10 --seed 0')
     e.add_argument('preop', help='embedded bone name, mesh / surface cloud (mm), or a saved model (.pt)')
     e.add_argument('intraop', help='the intraoperative cloud (mm), in the preoperative frame (ground truth = identity)')
+    e.add_argument('--report', help='write an HTML report: the per-run table, run 0 before and after')
+    e.add_argument('--force', action='store_true', help='replace an existing report')
     reg_args(e, runs=True); e.set_defaults(func=cmd_evaluate)
     d = _command(sub, 'demo', 'the main job on the embedded default: real CT bone, simulated sweep, fit, register, report', 'neuralbonereg demo --bone fibula')
     d.add_argument('--bone', default='tibia', help='embedded bone (tibia, fibula, hemipelvis_left, ...)')
-    d.add_argument('--report', default='neuralbonereg_demo.html', help='HTML report (a free name is chosen if it exists)')
+    d.add_argument('--report', default=DEMO_REPORT, help='HTML report, in the current folder unless a path is given (a free name is chosen if it exists)')
     reg_args(d, runs=True, preop=False); d.set_defaults(func=cmd_demo, runs=3)
     k = _command(sub, 'benchmark', 'cases of a suite × seeded runs × methods: RR, RRE, RTE, CD, HD95, flips, s/call side by side',
                  'neuralbonereg benchmark --suite real --runs 10 --workers 2 --out real.csv --report real.html')
