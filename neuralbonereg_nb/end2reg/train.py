@@ -16,7 +16,7 @@ from scipy.spatial import cKDTree
 from tqdm.auto import tqdm
 from ..files import cache_dir, content_hash, write_atomic
 from ..frames import Normalization, invert_transform, apply_transform, rotation_angle_deg, pick_device
-from ..presets import PresetTable, check_positive, check_nonnegative, check_choice
+from ..presets import PresetTable, check_positive, check_nonnegative
 from .kpconv import Pyramid
 from .scenes import (Scene, SceneConfig, SCENE_PRESETS, SPLITS, load_spine, spine_mesh, simulate_scene, save_scene,
                      load_scene, random_misalignment)
@@ -136,8 +136,9 @@ def patch_overlaps(ref_dense, # (N_r, 3) intraop dense points, unit-sphere frame
                   )->np.ndarray: # (M, N) overlap ratio o_ij in [0, 1]
     "Overlap ratio of every intraop/preop patch pair under the ground-truth pose (GeoTr's superpoint ground truth)."
     R, S = np.asarray(ref_dense, np.float64), np.asarray(src_dense, np.float64)
-    (own_r, size_r), (own_s, size_s) = _patch_of(np.asarray(ref_patches), len(R)), _patch_of(np.asarray(src_patches), len(S))
-    close = cKDTree(R).sparse_distance_matrix(cKDTree(S), radius, output_type='ndarray')   # pairs with ‖p − q‖ ≤ r
+    own_r, size_r = _patch_of(np.asarray(ref_patches), len(R))
+    own_s, size_s = _patch_of(np.asarray(src_patches), len(S))
+    close = cKDTree(R).sparse_distance_matrix(cKDTree(S), radius, output_type='ndarray')   # pairs, ‖p − q‖ ≤ r
     i, j = close['i'], close['j']
     ok = (own_r[i] >= 0) & (own_s[j] >= 0)
     i, j = i[ok], j[ok]
@@ -334,6 +335,7 @@ def lr_at(step:int, # s: optimiser step from 0
 def scene_names(specimens:tuple, # SpineDepth specimens
                 n:int, # scenes per specimen
                )->list: # ['specimen02_scene000', …], specimen-major (`make_split`'s names)
+    "The scene names of `n` scenes per specimen, as `scenes.make_split` names them."
     return [f'specimen{s:02d}_scene{i:03d}' for s in specimens for i in range(n)]
 
 def end2reg_scenes(config:End2RegConfig|str='fast_cpu', # scene settings, specimens, counts, scene_seed
@@ -390,7 +392,7 @@ class End2Reg:
     net:End2RegNet # the network (CPU or GPU)
     config:End2RegConfig # how it was built and trained
     mode:str # 'end2end' or 'two_step'
-    history:list # dicts per step: step, phase, loss, coarse, fine (or ce), tau, lr, seconds; val_* at evaluations
+    history:list # per step: step, phase, scene, loss, coarse, fine (or ce), n_pairs, tau, keep, lr, seconds; val_*
 
     def save(self, path, # destination .pt
              overwrite:bool=False, # replace an existing file
@@ -427,6 +429,7 @@ def scene_order(step:int, # the global step
                 n:int, # number of training scenes
                 seed:int=0, # the run's seed
                )->int: # the scene of this step: a fresh permutation each epoch
+    "The training scene of a step: epoch e = step // n visits the scenes in a permutation seeded by (seed, e)."
     return int(np.random.default_rng([seed, step // n]).permutation(n)[step % n])
 
 def step_pose(sample:SceneSample, # the scene
@@ -541,7 +544,7 @@ def train_end2reg(config:End2RegConfig|str='fast_cpu', # a config or a preset na
         if opt is None or _phase(step, mode, cfg) != _phase(step - 1, mode, cfg):
             opt = _optimizer(net, mode, _phase(step, mode, cfg), cfg)
         rec = train_step(net, opt, samples, step, mode)
-        if (step + 1) % cfg.eval_every == 0 or step + 1 == total: rec.update(validate(net, vals))
+        if vals and ((step + 1) % cfg.eval_every == 0 or step + 1 == total): rec.update(validate(net, vals))
         history.append(dict(rec, seconds=time.perf_counter() - t0))
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
             _save_checkpoint(path, net, opt, _phase(step, mode, cfg), step + 1, history, mode, key)
