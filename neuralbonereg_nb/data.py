@@ -415,11 +415,13 @@ SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS = (2, 3, 4, 5, 6), ('L1', 'L2', 'L3', 'L4', 
 
 def load_vertebra(specimen:int=2, # SpineDepth specimen: 2–6
                   level:str='L1', # lumbar level: L1–L5
+                  folder=None, # a folder of `specimenNN_LK.ply` files; None → the shared data's spinedepth_vertebrae
                  )->o3d.geometry.PointCloud: # 30,000 surface points with normals, mm, the specimen's CT frame
     "A real CT-derived lumbar vertebra (SpineDepth) as a surface point cloud with normals. Raises `ValueError` or `FileNotFoundError`."
     if specimen not in SPINEDEPTH_SPECIMENS or level not in LUMBAR_LEVELS:
         raise ValueError(f"specimen must be one of {SPINEDEPTH_SPECIMENS} and level one of {LUMBAR_LEVELS}, got {specimen}, {level!r}.")
-    path = require_data('spinedepth_vertebrae') / f'specimen{specimen:02d}_{level}.ply'
+    path = (require_data('spinedepth_vertebrae') if folder is None else Path(folder)) / f'specimen{specimen:02d}_{level}.ply'
+    if not path.is_file(): raise FileNotFoundError(f"no vertebra file {path.name} in {path.parent}; vertebra files are named specimenNN_LK.ply.")
     pc = o3d.io.read_point_cloud(str(path))
     check_extent_mm(check_points(np.asarray(pc.points), path.name, min_points=50), path.name)
     return pc

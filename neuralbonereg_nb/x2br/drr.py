@@ -246,9 +246,10 @@ def render_drr(meshes, # a closed o3d TriangleMesh or a list of them, world fram
 def vertebra_mesh(specimen:int=2, # SpineDepth specimen: 2–6
                   level:str='L1', # lumbar level: L1–L5
                   depth:int=6, # Poisson octree depth (6 ≈ 2 mm cells over a 100 mm vertebra; 7 is finer, 3× slower)
+                  folder=None, # a folder of `specimenNN_LK.ply` files; None → the shared data (`data.load_vertebra`)
                  )->o3d.geometry.TriangleMesh: # closed surface, the specimen's CT frame, mm
     "A SpineDepth vertebra as a closed (watertight) mesh; depth + 1 if Poisson leaves non-manifold edges. Raises `ValueError`, `FileNotFoundError`."
-    cloud = load_vertebra(specimen, level)
+    cloud = load_vertebra(specimen, level, folder)
     for d in (depth, depth + 1):
         mesh = mesh_from_points(cloud, depth=d, trim_quantile=0.0)
         if mesh.is_edge_manifold(allow_boundary_edges=False): break
@@ -263,9 +264,10 @@ def _mirror_cost(X:np.ndarray, normals:np.ndarray)->np.ndarray:
 def spine_axes(specimen:int=2, # SpineDepth specimen: 2–6
                step_deg:float=2., # resolution of the symmetry-plane search, degrees
                n_points:int=3000, # points per vertebra used
+               folder=None, # a folder of `specimenNN_LK.ply` files; None → the shared data (`data.load_vertebra`)
               )->np.ndarray: # (3, 3) rows: left, posterior, superior unit vectors (LPS), the specimen's CT frame
     "The patient's LPS axes of a SpineDepth lumbar spine (L5 → L1 line, bilateral symmetry, spinous process). Raises `FileNotFoundError`."
-    clouds = [np.asarray(load_vertebra(specimen, lv).points) for lv in LUMBAR_LEVELS]       # L1 … L5, mm
+    clouds = [np.asarray(load_vertebra(specimen, lv, folder).points) for lv in LUMBAR_LEVELS]       # L1 … L5, mm
     sup = clouds[0].mean(0) - clouds[-1].mean(0); sup /= np.linalg.norm(sup)                 # L5 → L1
     P = [X[:: max(1, len(X) // n_points)] - X.mean(0) for X in clouds]                       # centred, subsampled
     e1 = np.cross(sup, np.eye(3)[np.argmin(np.abs(sup))]); e1 /= np.linalg.norm(e1); e2 = np.cross(sup, e1)

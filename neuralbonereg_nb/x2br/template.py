@@ -131,14 +131,15 @@ def level_template(level:str, # lumbar level, 'L1' … 'L5'
                    depth:int=6, # Poisson depth of the watertight meshes (30_x2br_drr.vertebra_mesh)
                    n_points:int=3000, # surface samples per vertebra for the Chamfer distances
                    axes:dict|None=None, # {specimen: (3, 3) spine_axes}, to reuse across levels; None: computed here
+                   folder=None, # a folder of `specimenNN_LK.ply` files; None → the shared data (`data.load_vertebra`)
                   )->LevelTemplate:
     "The medoid (by symmetric Chamfer-L1 after ICP) of the training vertebrae of one level, canonical frame. Raises `ValueError`, `FileNotFoundError`."
     if level not in LUMBAR_LEVELS: raise ValueError(f'level must be one of {LUMBAR_LEVELS}, got {level!r}')
     if len(specimens) < 1: raise ValueError('need at least one training specimen')
     axes, meshes = axes or {}, []
     for s in specimens:
-        m = vertebra_mesh(s, level, depth)
-        A = axes[s] if s in axes else spine_axes(s)
+        m = vertebra_mesh(s, level, depth, folder)
+        A = axes[s] if s in axes else spine_axes(s, folder=folder)
         meshes.append(o3d.geometry.TriangleMesh(m).transform(canonical_transform(m, A)))
     C = chamfer_matrix([sample_surface(m, n_points, 0)[0] for m in meshes])
     k = int(C.sum(1).argmin())                                             # the medoid: min Σ_j C_kj
