@@ -441,6 +441,8 @@ def build_parser()->argparse.ArgumentParser:
                    help="probe calibration: Euler 'xyz' degrees and translation mm (default: the UltraBones100k probe's)")
     u.add_argument('--force', action='store_true', help='replace an existing output file')
     _progress_args(u); u.set_defaults(func=cmd_reconstruct_us)
+    from neuralbonereg_nb.x2br.commands import add_x2br_commands
+    add_x2br_commands(sub, _command, _seed, _positive)  # x2br train / drr / reconstruct / evaluate (30e_x2br_cli)
     return p
 
 # %% ../nbs/12_cli.ipynb #5ace8a0a
