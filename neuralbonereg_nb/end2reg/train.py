@@ -5,6 +5,7 @@
 # %% ../../nbs/20d_train.ipynb #1c99968e
 from __future__ import annotations
 import dataclasses, json, math, os, shutil, time
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import numpy as np
@@ -532,6 +533,18 @@ def train_end2reg(config:End2RegConfig|str='fast_cpu', # a config or a preset na
     path = Path(out) if out is not None else cache_dir('end2reg') / f'end2reg_{mode}_{key}.pt'
     samples = [prepare_scene(s, cfg).to(dev) for s in scenes]
     vals = [prepare_scene(s, cfg).to(dev) for s in val_scenes]
+    with _deterministic(dev): return _train(cfg, mode, path, key, dev, samples, vals, progress, resume, max_steps)
+
+@contextmanager
+def _deterministic(dev:torch.device):
+    """Deterministic kernels on the CPU for the call: with several threads some CPU kernels sum in a varying order,
+    and Adam turns those last-bit differences into different weights (two straight 2-thread runs differ by 3e-3)."""
+    was = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(was or torch.device(dev).type == 'cpu', warn_only=True)
+    try: yield
+    finally: torch.use_deterministic_algorithms(was)
+
+def _train(cfg, mode, path, key, dev, samples, vals, progress, resume, max_steps)->End2Reg:
     torch.manual_seed(cfg.seed); net = End2RegNet(cfg).to(dev)
     start, history, phase, opt_state = _resume(path, key, net) if resume and path.exists() else (0, [], None, None)
     total = cfg.iterations + (cfg.pretrain_iterations if mode == 'two_step' else 0)
