@@ -1,7 +1,9 @@
 """The traps of the hostile-input review (issue 16): each must come back not *ok*, and the true cloud *ok*.
 
-All on the real CT–ultrasound fibula at the `test` presets, so the file runs in about a minute; the verdicts at the
-default preset, and the real hips and vertebrae, are measured in `nbs/06b_verdict.ipynb`."""
+All on the real CT–ultrasound fibula. The shape traps run at the `test` preset (they are refused before or whatever
+the search finds); the true cloud and its mirror image at `fast_cpu`, the default: the `test` preset's 200-head, 60-step search
+lands within 0.1 mm of the poor threshold on the true cloud, and which way it falls changed with the CPU's floating
+point. The verdicts of the real hips and vertebrae are measured in `nbs/06b_verdict.ipynb`."""
 import numpy as np
 import pytest
 from neuralbonereg_nb import data
@@ -35,7 +37,7 @@ def _traps(pts):
                 box_noise=(cen + rng.uniform(-100, 100, (5000, 3)) * np.array([1.5, 0.2, 0.2]), ('poor', 'degenerate')))
 
 
-TRAPS = ('mirror', 'tibia_sweep', 'patch_28mm', 'line', 'tenth_scale', 'plane', 'box_noise')
+TRAPS = ('tibia_sweep', 'patch_28mm', 'line', 'tenth_scale', 'plane', 'box_noise')
 
 
 @pytest.mark.parametrize('trap', TRAPS)
@@ -47,11 +49,14 @@ def test_trap_is_not_ok(fibula, trap):
     assert r.poor and r.message.startswith(r.verdict.kind + ':') and '\n' not in r.message
 
 
-def test_true_cloud_is_ok(fibula):
+def test_true_cloud_is_ok_and_its_mirror_image_is_not(fibula):
     field, pts = fibula
-    r = register(field, pts, 'test', seed=0)
+    r = register(field, pts, 'fast_cpu', seed=0)
     assert r.verdict.kind == 'ok', r.message
     assert r.mirror_score_mm > r.score_mm and r.verdict.exit_code == 0 and r.verdict.kind in VERDICTS
+    cloud, allowed = _traps(pts)['mirror']
+    m = register(field, cloud, 'fast_cpu', seed=0)
+    assert m.verdict.kind in allowed and m.verdict.exit_code != 0, m.message
 
 
 def test_a_broken_field_is_refused_before_the_search():
