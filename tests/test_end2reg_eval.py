@@ -72,3 +72,71 @@ def test_evaluate_on_toy_cases_and_figures(toys, net):
     assert len(ev.plot_mask(toys[0], keep).data) == 5
     assert len(ev.plot_registration(toys[0], r.rows[1]['T']).data) == 4
     with pytest.raises(ValueError, match='mask must be'): ev.plot_mask(toys[0], keep[:5])
+
+
+# ---- the commands (20f_end2reg_cli), through a parser built the way the console script builds its own ----
+from neuralbonereg_nb.data import data_root
+from neuralbonereg_nb.end2reg.commands import add_end2reg_commands, register_cloud, spine_specimen
+
+HAVE_SPINE = data_root() is not None and (data_root() / 'spinedepth_vertebrae').is_dir()
+needs_spine = pytest.mark.skipif(not HAVE_SPINE, reason='shared data folder with spinedepth_vertebrae is absent '
+                                                        '(set NEURALBONEREG_DATA)')
+
+
+def _parser():
+    def command(sub, name, summary, example, **kw):
+        return sub.add_parser(name, help=summary, description=summary, epilog=example, **kw)
+    def positive(s):
+        if int(s) < 1: raise argparse.ArgumentTypeError(f'must be ≥ 1, got {s!r}')
+        return int(s)
+    p = argparse.ArgumentParser(prog='neuralbonereg'); sub = p.add_subparsers(dest='command', required=True)
+    add_end2reg_commands(sub, command, int, positive)
+    return p
+
+
+def _run(*argv):
+    args, out = _parser().parse_args([str(a) for a in argv]), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out): args.func(args)
+    except (ValueError, OSError) as e: return out.getvalue(), str(e)
+    return out.getvalue(), None
+
+
+def test_parser_and_spine_folder(tmp_path):
+    a = _parser().parse_args(['end2reg', 'evaluate', 'm.pt', '--specimens', '6', '--scenes', '3', '--seed', '2'])
+    assert (a.specimens, a.scenes, a.seed) == ([6], 3, 2)
+    assert _parser().parse_args(['end2reg', 'train', '-o', 'm.pt']).mode == 'end2end'
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        _parser().parse_args(['end2reg', 'train', '-o', 'm.pt', '--mode', 'joint'])
+    for s in (3, 6): (tmp_path / f'specimen0{s}_L1.ply').touch()
+    with pytest.raises(ValueError, match='pick one with --specimen'): spine_specimen(tmp_path)
+    assert spine_specimen(tmp_path, 3) == 3
+
+
+def test_register_cloud_shapes(net):
+    toy = toy_scene(500, seed=1)
+    T, keep, sec = register_cloud(net, toy.norm.to_mm(toy.preop), toy.norm.to_mm(toy.intraop), toy.colors)
+    assert T.shape == (4, 4) and np.allclose(T[:3, :3] @ T[:3, :3].T, np.eye(3), atol=1e-5) and keep.shape == (len(toy),)
+    with pytest.raises(ValueError, match='points but 5 colours'):
+        register_cloud(net, toy.norm.to_mm(toy.preop), toy.norm.to_mm(toy.intraop), toy.colors[:5])
+
+
+@needs_spine
+def test_commands_round_trip_at_the_test_preset(tmp_path, monkeypatch, net):
+    from neuralbonereg_nb.end2reg.scenes import make_split, save_scene
+    monkeypatch.setenv('NEURALBONEREG_CACHE', str(tmp_path / 'cache'))
+    m = tmp_path / 'm.pt'; net.save(m)                   # an untrained test model: the plumbing, not the accuracy
+    sc = make_split('validate', 1, 'test', seed=1)[0]; save_scene(sc, tmp_path)
+    vert, scene = data_root() / 'spinedepth_vertebrae', tmp_path / f'{sc.name}_intraop.ply'
+    out, err = _run('end2reg', 'register', m, vert, scene, '-o', tmp_path / 'T.txt', '--specimen', 6)
+    assert err is None and 'frame=save_scene' in out and np.loadtxt(tmp_path / 'T.txt').shape == (4, 4)
+    assert 'exists' in _run('end2reg', 'register', m, vert, scene, '-o', tmp_path / 'T.txt', '--specimen', 6)[1]
+    err = _run('end2reg', 'register', m, vert, scene, '-o', tmp_path / 'T2.txt')[1]
+    assert 'pick one with --specimen' in err and '\n' not in err and not (tmp_path / 'T2.txt').exists()
+    err = _run('end2reg', 'register', m, vert, tmp_path / f'{sc.name}_preop.ply', '-o', tmp_path / 'T3.txt', '--specimen', 6)[1]
+    assert 'has no colours' in err
+    out, err = _run('end2reg', 'evaluate', m, '--vertebrae', vert, '--specimens', 6, '--scenes', 1, '--methods', 'icp_bone',
+                    '--preset', 'test', '--quiet')
+    last = out.strip().splitlines()[-1]
+    assert err is None and [kv.split('=')[0] for kv in last.split()] == ['TRE_median', 'TRE_q1', 'TRE_q3', 'outliers',
+                                                                          'seg_IoU', 'seconds']
