@@ -5,7 +5,7 @@
 # %% ../../nbs/20e_evaluate.ipynb #eaa96ebd
 from __future__ import annotations
 import time
-from dataclasses import dataclass, field, asdict
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
@@ -47,7 +47,7 @@ class Case:
     preop_mm:np.ndarray # (M, 3) misaligned preoperative L1–L5 points, preop frame, mm
     T_gt:np.ndarray # (4, 4) the truth, intraop mm → preop mm (`train.gt_transform_mm`)
     landmarks_mm:np.ndarray # (15, 3) L1..L5 × 3 landmarks, intraop frame, mm
-    bone:np.ndarray # (N,) bool hidden bone label (IoU only, never given to a method)
+    bone:np.ndarray # (N,) bool hidden bone label (the IoU, and the oracle bounds `*_bone`; never given to End2Reg)
     window:np.ndarray # (N,) bool the oracle crop: points inside the exposure window (`window_mask`)
     scene:Scene # the scene itself (unit sphere), which End2Reg reads
 
