@@ -688,7 +688,7 @@ def load_case(name:str='ultrabones_fibula', # one of REAL_CASES
                     meta=dict(source='UltraBonesHip early-access sample, specimen00 (luohwu/NeuralBoneReg-implementation)', anatomy=anatomy,
                               intraop='tracked ultrasound, learned B-mode segmentation (the official pipeline)', folder=str(d)))
     d = data_folder('ultrabones100k_example', download)
-    rebuilt = d == cache_dir('data') / 'ultrabones100k_example'  # us_points.xyz rebuilt from 111 frames, not the shared file
+    rebuilt = data_root() is None or d != data_root() / 'ultrabones100k_example'  # fetched: us_points.xyz rebuilt from 111 frames
     return Case(name, read_mesh(d / 'Fibula.stl'), read_points(d / 'us_points.xyz', min_points=50), np.eye(4),
                 meta=dict(source='UltraBones100k example record (luohwu/UltraBones100k)', anatomy='fibula',
                           intraop=('tracked ultrasound, rebuilt from the 111 downloaded frames (ultrasound.reconstruct_sweep): '
