@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_benchmark.ipynb #a3a2fef8
 from __future__ import annotations
-import csv, hashlib, multiprocessing, os, tempfile, time
+import csv, hashlib, multiprocessing, os, re, tempfile, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from pathlib import Path
@@ -96,6 +96,10 @@ def _fit_task(geom, udf_preset:str, path:str)->str:
     fit_preop(geom, udf_preset, progress=False).save(path)
     return path
 
+def _fit_bytes(geom, udf_preset:str)->bytes:
+    "`_fit_task` on a Dask worker: the checkpoint's bytes (about 0.5 MB), so that a worker on any machine can load it."
+    with tempfile.TemporaryDirectory() as d: return Path(_fit_task(geom, udf_preset, f'{d}/model.pt')).read_bytes()
+
 # %% ../nbs/10_benchmark.ipynb #c427c787
 def _prepare(case:Case, runs:int, seed:int, protocol:str, n_eval_points:int=40_000)->dict:
     "Everything a worker needs for a case, as arrays: perturbed clouds, ground truths, the filtered target."
@@ -109,19 +113,27 @@ def _prepare(case:Case, runs:int, seed:int, protocol:str, n_eval_points:int=40_0
                 clouds=[apply_transform(T, pts) for T in Tp], T_gts=[compose(case.T_gt, invert_transform(T)) for T in Tp])
 
 # %% ../nbs/10_benchmark.ipynb #1d81bfb1
-_MODELS = {}  # per process: checkpoint path → PreopModel (the preoperative stage is shared by all methods)
+_MODELS = {}  # per process: checkpoint path (or sha256 of its bytes) → PreopModel (the preoperative stage is shared by all methods)
 
 def _task_args(prep:dict, run:int)->tuple:
     "What one task needs of its case (only this run's cloud, so that little is sent to a worker)."
     return dict(name=prep['name'], suite=prep['suite'], kind=prep['kind']), prep['clouds'][run], prep['T_gts'][run], prep['target']
 
-# %% ../nbs/10_benchmark.ipynb #168071d6
-def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:int, method:str, preset:str, model_path:str, seed:int)->dict:
-    "One (case, run, method): register, score, time. Errors are recorded, not raised, so one failure does not stop a suite."
+def _model(model)->'PreopModel':
+    "A task's PreopModel, loaded once per process: from a checkpoint path (process pool) or a checkpoint's bytes (Dask)."
     from neuralbonereg_nb.udf import PreopModel
+    key = model if isinstance(model, str) else hashlib.sha256(model).hexdigest()
+    if key not in _MODELS:
+        if isinstance(model, str): _MODELS[key] = PreopModel.load(model)
+        else:
+            with tempfile.TemporaryDirectory() as d: (Path(d) / 'model.pt').write_bytes(model); _MODELS[key] = PreopModel.load(Path(d) / 'model.pt')
+    return _MODELS[key]
+
+# %% ../nbs/10_benchmark.ipynb #168071d6
+def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:int, method:str, preset:str, model_path:str|bytes, seed:int)->dict:
+    "One (case, run, method): register, score, time. Errors are recorded, not raised, so one failure does not stop a suite."
     from neuralbonereg_nb.baselines import make_registrar
-    if model_path not in _MODELS: _MODELS[model_path] = PreopModel.load(model_path)
-    preop = _MODELS[model_path]
+    preop = _model(model_path)
     s = task_seed(seed, case['name'], run, method)
     rec = dict(suite=case['suite'], case=case['name'], kind=case['kind'], method=method, preset=preset, run=run, seed=s, n_points=len(X))
     t0 = time.perf_counter()
@@ -173,6 +185,28 @@ def _read_record(path:Path)->dict:
     import json
     return json.loads(Path(path).read_text())
 
+# %% ../nbs/10_benchmark.ipynb #31ac0fef
+def _dask_client(scheduler, # 'local:N', a scheduler address ('tcp://host:8786'), or a distributed.Client
+                )->tuple: # (client, close): close() releases only what this call started
+    "A Dask client for `scheduler`; Dask is imported here only. Raises `ValueError` (malformed scheduler), `ImportError` (no Dask), `ConnectionError` (no scheduler at the address), each one line."
+    try: from distributed import Client, LocalCluster
+    except ImportError: raise ImportError("scheduler= needs Dask's distributed scheduler: pip install 'dask[distributed]==2026.8.0' "
+                                          "(the neuralbonereg_nb[dask] extra).") from None
+    if isinstance(scheduler, Client): return scheduler, lambda: None
+    s = scheduler.strip() if isinstance(scheduler, str) else ''
+    if m := re.fullmatch(r'local:(\d+)', s):
+        if int(m.group(1)) < 1: raise ValueError(f"scheduler 'local:N' needs N ≥ 1 workers, got {scheduler!r}.")
+        cluster = LocalCluster(n_workers=int(m.group(1)), threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+        return client, lambda: (client.close(), cluster.close())
+    if re.fullmatch(r'(tcp|tls|ucx|ws|wss)://\S+', s):
+        try: client = Client(s, timeout='20s')
+        except OSError as e: raise ConnectionError(f"no Dask scheduler answers at {s} ({' '.join(str(e).split())[:160]}); start one with "
+                                                   f"`dask scheduler` and workers with `dask worker {s} --nthreads 1`.") from None
+        return client, client.close
+    raise ValueError(f"scheduler must be 'local:N' (N ≥ 1), a scheduler address such as 'tcp://10.0.0.5:8786', or a "
+                     f"distributed.Client; got {scheduler!r}.")
+
 # %% ../nbs/10_benchmark.ipynb #ae49c7ad
 def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
                   methods=('neuralbonereg', 'fpfh_ransac_icp', 'pca_icp'), # registrar names (`baselines.METHODS`)
@@ -184,6 +218,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
                   workers:int=1, # processes; 1 runs in this process
                   progress:bool=True, # tqdm progress bar over tasks
                   cache=None, # a folder (or True: the package cache's `benchmark/`) keeping each finished task, keyed by content
+                  scheduler=None, # Dask instead of the process pool: 'local:N', 'tcp://host:port' or a distributed.Client (see above)
                  )->list[dict]: # one record per task: suite, case, kind, method, preset, run, seed, rre_deg, rte_mm, cd_mm, hd95_mm, success, flip, seconds, score_mm, poor, error, T_est
     """Run cases × runs × methods (see explanations/official_code#sec-protocol). Raises `ValueError` for an unknown method, preset or protocol, or no cases.
     With `cache`, a finished task is stored under the hash of its inputs and of the package's code (`task_key`), so an
@@ -195,6 +230,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     if not cases: raise ValueError("no cases to run; e.g. run_benchmark(suite_cases('embedded'), ...).")
     if int(runs) < 1 or int(workers) < 1: raise ValueError(f"runs and workers must be ≥ 1, got {runs}, {workers}.")
+    if scheduler is not None and int(workers) > 1: raise ValueError("give workers (a local process pool) or scheduler (Dask), not both.")
     preps = [_prepare(c, runs, seed, protocol) for c in cases]
     geoms = [_picklable(_preop_geometry(c)) for c in cases]
     tasks = [(i, r, m) for i in range(len(cases)) for r in range(int(runs)) for m in methods]
@@ -210,21 +246,27 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     todo = [t for t in tasks if t not in done]
     need = sorted({i for i, _, _ in todo})
     tmp = tempfile.TemporaryDirectory(prefix='neuralbonereg_bench_')
-    paths = [str(Path(tmp.name) / f'{i}.pt') for i in range(len(cases))]
+    paths = [str(Path(tmp.name) / f'{i}.pt') for i in range(len(cases))]  # checkpoints (on Dask: their bytes, scattered)
     fits = [(geoms[i], udf_preset, paths[i]) for i in need]
     from neuralbonereg_nb import benchmark as bm  # workers are spawned (fork is unsafe after OpenMP): they import the module's functions
     omp = os.environ.get('OMP_NUM_THREADS')
     if workers > 1: os.environ['OMP_NUM_THREADS'] = '1'  # one thread per worker: 2 workers × 2 threads thrash on 2 cores
-    ex = ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context('spawn'), initializer=bm._init_worker) if workers > 1 and todo else None
+    client, close = _dask_client(scheduler) if scheduler is not None and todo else (None, None)
+    if client is not None: client.run(bm._init_worker); ex = client.get_executor(pure=False)
+    else: ex = ProcessPoolExecutor(int(workers), mp_context=multiprocessing.get_context('spawn'), initializer=bm._init_worker) if workers > 1 and todo else None
     def finish(t, rec):
         done[t] = rec; bar.update()
         if folder is not None and not rec['error']: _write_record(folder / f'{keys[t]}.json', rec)
     try:
         if ex is None:
             for f in tqdm(fits, desc='preoperative fits', disable=not progress): _fit_task(*f)
-        else:
+        elif client is None:
             for f in tqdm(as_completed([ex.submit(bm._fit_task, *f) for f in fits]), total=len(fits), desc='preoperative fits', disable=not progress):
                 f.result()
+        else:
+            futs = {ex.submit(bm._fit_bytes, geoms[i], udf_preset): i for i in need}
+            for f in tqdm(as_completed(futs), total=len(futs), desc='preoperative fits', disable=not progress):
+                paths[futs[f]] = client.scatter(f.result(), broadcast=True)
         with tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc='registrations', disable=not progress) as bar:
             if ex is None:
                 for t in todo:
@@ -235,6 +277,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
                 for f in as_completed(futs): finish(futs[f], f.result())
     finally:
         if ex is not None: ex.shutdown()
+        if close is not None: close()
         if omp is None: os.environ.pop('OMP_NUM_THREADS', None)
         else: os.environ['OMP_NUM_THREADS'] = omp
         tmp.cleanup()

@@ -291,7 +291,7 @@ def cmd_benchmark(args):
     cases = suite_cases(args.suite, args.limit)
     print(f"suite {args.suite}: {len(cases)} cases × {args.runs} runs × {len(methods)} methods, preset {args.preset}, {args.workers} workers")
     recs = run_benchmark(cases, methods, args.runs, args.seed, args.preset, args.udf_preset, args.protocol, args.workers, progress=show_progress(args),
-                         cache=not args.no_cache)
+                         cache=not args.no_cache, scheduler=args.scheduler)
     if out is not None: write_csv(recs, out, force=args.force)
     rows = benchmark_table(recs)
     if report is not None:
@@ -426,6 +426,7 @@ def build_parser()->argparse.ArgumentParser:
                    help='comma-separated registrar names (09c_baselines); the first one is summarized on the last line')
     k.add_argument('--limit', type=_positive, default=None, help='only the first N cases of the suite')
     k.add_argument('--workers', type=_positive, default=1, help='processes (each runs with one thread)')
+    k.add_argument('--scheduler', help="Dask instead of --workers: 'local:N' (N one-thread worker processes) or a scheduler address 'tcp://host:8786'")
     k.add_argument('--out', help='per-task results, .csv')
     k.add_argument('--report', help='HTML with the table and the plots')
     k.add_argument('--force', action='store_true', help='replace existing output files')

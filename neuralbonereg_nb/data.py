@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_data.ipynb #ad64bad8
 from __future__ import annotations
-import os, re, subprocess, sys, tempfile, warnings, zipfile
+import hashlib, os, re, subprocess, sys, tempfile, urllib.error, urllib.parse, urllib.request, warnings, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -14,11 +14,12 @@ from .files import cache_dir, write_atomic, content_hash, file_sha256
 
 # %% auto #0
 __all__ = ['MESH_SUFFIXES', 'CLOUD_SUFFIXES', 'PLY_TYPE_BYTES', 'GIAS3_WHEEL', 'GIAS3_SHA256', 'GIAS3_REQ', 'EMBEDDED_BONES',
-           'HIP_CASES', 'REAL_CASES', 'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'DATASETS', 'data_root', 'require_data',
-           'clean_mesh', 'check_mesh', 'ply_header', 'check_ply_file', 'check_stl_file', 'read_mesh', 'read_points',
-           'sample_surface', 'surface_distance', 'parse_vrml', 'fetch_gias3_wheel', 'load_bone', 'Case', 'load_case',
-           'load_vertebra', 'CaseRef', 'scan_dataset', 'mesh_hash', 'fibonacci_sphere', 'extract_outer_surface',
-           'read_preop', 'preop_surface']
+           'SOURCES_URL', 'SPINEDEPTH_SPECIMENS', 'LUMBAR_LEVELS', 'UB_RECORD', 'UB_FRAMES_SHA256', 'SPINEDEPTH_SHA256',
+           'DATA_SOURCES', 'HIP_CASES', 'REAL_CASES', 'DATASETS', 'data_root', 'require_data', 'clean_mesh',
+           'check_mesh', 'ply_header', 'check_ply_file', 'check_stl_file', 'read_mesh', 'read_points', 'sample_surface',
+           'surface_distance', 'parse_vrml', 'fetch_gias3_wheel', 'load_bone', 'DataSource', 'source_url',
+           'download_file', 'fetch_sources', 'data_folder', 'Case', 'load_case', 'load_vertebra', 'CaseRef',
+           'scan_dataset', 'mesh_hash', 'fibonacci_sphere', 'extract_outer_surface', 'read_preop', 'preop_surface']
 
 # %% ../nbs/01_data.ipynb #d3f55702
 def data_root()->Path|None:
@@ -377,6 +378,286 @@ def load_bone(name:str='tibia', # one of EMBEDDED_BONES: tibia, fibula, hemipelv
     mesh = o3d.io.read_triangle_mesh(str(ply))
     return check_mesh(mesh, name)
 
+# %% ../nbs/01_data.ipynb #508f9375
+SOURCES_URL = 'https://raw.githubusercontent.com'  # GitHub's raw files; $NEURALBONEREG_SOURCES_URL or base_url= replace it
+SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS = (2, 3, 4, 5, 6), ('L1', 'L2', 'L3', 'L4', 'L5')
+UB_RECORD = 'CT-US bone alignment optimization/record_folder'  # UltraBones100k's example record
+
+# the 111 B-mode frames the shared folder holds (rows 0, 10, …, 1100 of sweep_initial.csv): timestamp, sha256
+UB_FRAMES_SHA256 = dict(l.split() for l in """
+162005 7593c9a5924aae45ceb35cd9e79599792a5b02342ab26d226fb3e1a9f81ffd60
+162754 936f933c99b4a21260fe2a8434174fc3c3434338f01611cae403c4f83f37b5d4
+163343 8c65c4b4921e5892cf6934eaa98fc039cc22b53ba785014b2890a98a8b5e33ce
+163824 28c28cef31bd2425ebb8bab75cd6ff49d4c3551c19a602b7c81101424337d645
+164312 2cad3744bed5081549d1fc15a8db3eed7ab70c60fcba2208233a5e1a35700942
+165384 f4142bc94a0cd171fb870931acbb3743140f494a52cfebc08763dab687084454
+165866 207bf7f5a8ba0ff1d96abf15b620c41441e037ee04b6dd1ec3f6cd8cc2c9f5e0
+166355 c6ebceb9bf2a6edcffd4840cb53627cd15a86f8426ca83e4a03399a9e6889174
+168806 75bbff82024925e35d331d1fe37bc6e738da8aaa0754f6f4b78b067b490c2d79
+169283 c633a1a1cf603050dac8d16d92562f11f317f5372d4534dfce701fd95748cf0b
+169772 e39c37f6299db50ace7da6832a7a886339d2b20bfd71ad87eb1f0b351a87ce7b
+170255 bc0e4191ead5f4ea4fa85093c4e62919fa85cdb52f3b555e443ce54f93f85f8a
+173200 85b9afaf52f4827ea05c00ee476bc9ba4162d8b35ad428fd628207fc54c95782
+173836 4125dbe4170966777b45038cb1f29330961791ba48253402c439a926cba0edd2
+174599 d23d4bb83be12001183623e72c940ef4c75163408ce141c158ca6cd8afebeef5
+175082 7e42370dddc9d8e0543f91b45e557b3033876503c147d5dbdbc6e895b8be42cb
+175571 c837368b677fe2842cce869e42a770d0d87fbc2377a45507b7cea1f01f865bfd
+176069 b8ad7f2b82f7b2cb5c434ed669be49c908f982041485cb0fe0a8ba533efab55e
+176603 8191099acb4fb1fe00e0d2faea3a7aa3fda1d7fa0e6997769014873860ac4960
+177106 c6dbfca09f1ff42345a89d27b3e8f4d83aa9faa2957eb2e32c63e99f6b101274
+177605 b9dc3d1a1e28c5272b27eab4174891c6c0c35364c085a3a6b2bdc4e0da6d8117
+178108 b54777677e30bebae0d5598f4604f380fdcea1ff8c0daeb7398a2dd09d9550ef
+178839 5cce5bddc6906a645511b19e5a04e17c1b1c6b7ec9f60dc7a839836fef67649a
+179474 e4209188302ee6d772526ff2c2640711d11ad37a95864eb803f7c3d45f6e6322
+179980 1ef0e4352c13157b8b7910a851bc946ec8017954162288511951f192e1fcadaa
+180579 668b5a1edc62a49fe425ef2b8944795892fb4e17f1a74d3cff94c445dbe3a0d5
+181072 96af0aeee06c22b76e5f1de5de24c6fc3553a5117ef32b3c8400756b554dcb02
+181578 03cf06d3f3315c0c6502131ca33cc3bd2a0e1ffc7b3349ec99906cce288f7287
+182140 bdd01d442cfbb654d37d9d43a894926de90022f13d4eadfbc721b69a1e7a56d7
+182636 38c1c04a109df27a850815af07ac2ff5bc07baa12afca2f7c43cc2356db57a2a
+183135 ac77c5696c3c5825040ebee7a5204a5b40b3614820d907ffa3b6feaa02969da1
+183648 f09b218058586776fad37f2d38aac99d44a06703dbf6c44d25631a21c61b06e3
+184267 93621c5e117c1cd3346a7142de6f159e9f439a08d69fd0e11adcb12225399ad9
+184766 9cddf185019159b2c7ff0b42a6acd7d68ee53fd9b17694083bfff08f50053857
+185313 e0c88f89c2e61f149e81946a2255300f7a48ef3a71deb202143d91130b793a7e
+185859 93b47c2313244ecd533b5a50f7fbdf2c2ffc35d35944870f9170b17c33fce3da
+186367 a7845523eea98af8e8961e3a4a4610ae856d2231adf53907d48b51073559e8b8
+186846 19a91597dbf0b440652957333459a19030717f5e69b758e674206fe3b8b9d8f7
+187400 62c2bee5e3b036aa8608eb8dd3350259b7b0217b9971e41e82abee0502f88bc7
+188005 fe5864f44556c703aaf79610360c5ad4d5730cb4269693f5ecdb7f4c32b83b13
+188505 e29dbc579f20356ef70e985a938e031671eb18e9ab3a68fdeba50d0046bb676b
+189001 f4d302decaf46239228bbf379e4df7f9c63c78803ac2063bf6029e9fb6e59822
+189556 ae966513c6c9a8e62fb6a41cbe990953662857621ad09f266e3c7f1302222a0e
+190174 83ea3a7d43a258bf10af928cb091c70a35fe996d52383ab4a83ae4a4c3a5013c
+190710 e26c8e6cf2673899353dde31aaf64e70941a5555c30b5cffc345b0b00725f452
+191216 601d856696746b85377e49d31884e3cab4ba25ff15b1ef937f4f8f759213603c
+191808 6e26928b4c895a290c37b821cf3a259ae81e5ad5181157daffe1aed779da10b3
+192318 386cdbdfbce6d5c70b8a000008c92de7a1d739340b00313e1a8ae2c8e8d955c2
+192955 c0b957869fe0cb0b5cbdf245df4a13601252badd8383959a9865ae6ab24b3dbf
+193470 33d1310fe8211e17693ae63ae2726cde62b2d1d6427ff63889107080e1e22022
+194068 0953e92f943978c529a0555b4165ae79fb9c89676145cc3f7fba34523b14cd7a
+194870 0fcbc7e3b30a29f55359cbaac6e7739d0c9329e504e38a9a70914b40b8bf8f81
+195366 2740815c45bfbfa0f6e3773db174db58da405ed8598f7f1c47e48f1e51441336
+195870 4c5342b9b3e23cb0ac42b0d68308c6c2e7e894b1aeaf6f1dd3eca0977da81130
+196350 bb3b23dbf52f8cd3c5df697d2205a91173e13729506dbeb55e3f4ceb60592889
+200992 8692cc3ca6bf3691aa61f271357a41b30f3f54171c685e41cd330e6c04a69dbb
+201695 346f5c17377f1192e1e944a6dd0fc660f4487ed53e637ae8d4f6886681e6e2a2
+202380 33ca6c260af75c269da58eb93e5b433be6e320d463125095b15edc926f128678
+202936 1c03c0593d07e6b89df24a697747698b14a4345fe3d1e552339baf0ff86098c0
+203531 c9256fcdcf1b12f7d34e85fbead7551709d16320507d54359364acff290f9d4c
+204159 fcb002ffeb538e68f7e3062792015d378c2456f2d4f7c921595357b5e7d1f5c5
+204703 46e625dfb8bf36b640a02835cc73a0fe7efea12ac0a153030977836aaedaeb71
+205308 2a4772f8f7c45c29ac56e3410ac25c9a1e489554441c6007cda21473d658ed3f
+205891 e90eb55abf134c9abf257f1c99ba2ff07bf69a22bcf9b530131ac95294dffc1e
+206391 9a78f1afe1663eda2f973de9131791918be8c2ca5e737e7015b445b450c5bd84
+206882 bb017ec90e7e7aa656ce5c9fbf1e443b7927294b33c031ff2eb80bda5502fe14
+207359 6159d640da9af43c3e90af75d5c1e0cda6cf8d6bb522d5e70e25b0d3bdc8aab9
+207893 e6ad0773fd4accca274db244317af1bb12a06b5f3106439b70d7081bef85e0e5
+208409 d225526390cc5cfd96ce96a751d664cf1d82139ecef37e13f61e53c1d0d24984
+209046 7d11e2f8c3a28c0c8dc699f2def17571001cd139a06f1b431af9469e823105c9
+209635 5bb44dbf24a0080b34d922d0791005ae4969560e7417dfad47933eaa10c1cde9
+210124 7111e4d5c4dae30d2fc3496c72ffc8922324b559e452bd4ddbfb04c2828ee145
+210617 a37ecaca114cdf5867720674cb0d8cece3ff8e5fefe7ed5d681b4bf136e8caaa
+211105 52ec9ce3f598c2a6fdf2431f87099b434b77559f676ec39edafbc688fffa8ab2
+211649 cde817a62533ea9bed5b893345067bb6ebfceea97c5ee7da10bcd0c03325aaa1
+212233 e0356546ea525c9b4d220d96276010b5e00933c54f72b6a1e3fca85ca07d72a9
+212934 b12876e3310ea8e5aef6eaf1d59c2782ebc034f5cebe6dedd54d61178854e737
+213987 3b8b9010c584f6b8ec782a88b315558a651ca75ed6ef8c098f54fe483f0d3492
+214521 462331a993fd9a2dc1c85c46dc352ea4a1327b6029f095ea161442f72c9f780a
+215077 914863bec561906f082fc7edc5ed67af927fe30de88eeb17463be836450fdb50
+215608 758ff72095d2dcca745d0f6053cc729f15aa54ff9329b05bb94dfadac6903249
+216251 074222d0e256a2eb44a98109c9a043d4be5a88851839e3ee15a936ce6ac4849f
+217079 f54f89cc5d9d69d4ff5e2e05990f8132646400fada8f498ce687a5719f049621
+217778 0bc8b3661f81c3aa776acf5d0fec6bbe8860b6045968881e95ffb46c9ac7d823
+218365 42a38e7780aaac634a0b110618f0f11b756e146f67003f7a33039743d7a93a46
+220115 c80c1f3c0afb0557e52b9bfa93e3d8e00e48005d98f02b31605af3ee00fb0661
+221359 e2ee69e14893a000f6d6b36321a6f31b0782c04cdedfeb592eba4bd44a3e378b
+222258 9f378e4f229719e0b49b6479918330b5927ad7ccc39da2352026658a85eae702
+222993 baf9bfc05bae405f10a55a6da6a8d746350341e4274e78a7fa3a4016a061fc71
+223859 6fcca41742b6ff48383890d8ec96ad88404883f2fb89b4c8ba2f553a824ae18d
+224481 a8373c807bfb6b92b79cb31be24beea795aa95eb04db3cd995b5e03cca8beca2
+225152 ed705656658970e3c215ee6beb35fcb5a2a41aea955ac13a2287c479fe0b7198
+225863 0ea3df075ccdd579928a9bed8606ce7851c91ed063cb38bc4a6cb894cb1914c8
+226602 06bf3a5394557767b65157af3a80e88e3570a676da94df5501a6050bdfbb9552
+227283 851057e4fe49c1f2304127cb02dff8e79f0964651e3192a714ff7bd76136eca3
+227999 27753a9fd5ae1ba2ed98820a9431f6e0f829f48eb30486369a760ed950afa7cc
+228524 f437d32b5d726660be07e349dc88ace2f5d516d77b35ece2dd0d23bc64bb5370
+229155 f36296dae57dffa464c927cdbfb6e825f2d3c23a81f4bb91cc021e34538840bf
+229942 c688ef1fc16af510c88cb6a7ee7cad2efba1a135b79eee51d527d87ca6bd8f65
+238252 bb92eb8c0d766b069080907d4c437203b57a4aab57a2cbf60bc6b85d198334c1
+239542 8c44b1f06814a47ff168b45a7370732baf03ce59944ab8bea67f37753a4bacbb
+240922 481a6d2166076f6bfec9a93eb83e9ee70b1757ba417de49c1069f4dd5162934e
+242229 df7ce56b47008a72c5d1bef0c35a5db8b7503762050fa27712fa2b0cd3284bc5
+243238 5caaf35d4d46e190263c290cf73eff94ffff7f5b52e7552583fdf7ed6b0fdcdd
+245196 351af0c3773530a6f0f136206d944775a1fb21cc4a6a18f9faf3032ede85edee
+247263 26fc6a71fa2b56090a0597e4d870598ef08f9715feee0f9c328caaebbb04b040
+248786 5041d547bc050f155c50f8705c9f777f3b6c56201cab7f515e0b42ac1b35c818
+250382 9cb40ab372c5bf293d40615de439db2a70af2afd74631d26afdfc20edd394b03
+252188 1aab6e5b84292c332675c615b20caf2e065dc799fc240a779526ac745f6b4572
+253864 9a7a30fc6186eaa505e43c5daaffe0aedca170fa55a1deda5c0b9fa08c0c0322
+256967 2e1b2d3b635f4d01e6b10a3f5185745b090be04ca2efe4c845b41324c6ff9673
+""".strip().splitlines())
+
+# SpineDepth: specimen, level, sha256 of the source PCD, sha256 of the shared (rebuilt) PLY
+SPINEDEPTH_SHA256 = {(int(s), lv): (pcd, ply) for s, lv, pcd, ply in (l.split() for l in """
+2 L1 970ab700a7abb310deac87b47992323fa0c13a108b6bd4c9d7e6c577a45279ef 9a508f3e2229d146a9365960cc049efaa55541f85129a2825ead679ad96e27a3
+2 L2 97751883c2d5ba7b38ca0e6893a7ecaa93759e1edc91e811a3de361455cd8171 2c7bece0d0b4e3be413c0c3fcaa22e9a65e65bce5ca7218ba70fe63b4fc8ec8a
+2 L3 6f073f6fcd5229868701d21407805e6d0984bf7d7eda81c0aed31b5175cc534d 330fa766b1ed3b509978b4f7b6a7df08219dd835eaffd3494c902c3b64c13cec
+2 L4 63084dbfa0d04ced5720d2443cfc995e3cb8891b8bc8f4e1c82a8bffa8b8f5fb e3597d1634a4d15c50804ee38993e0c51fa0152905eabeab00245cd927325712
+2 L5 1e55faf5b9796babe6c9b2021419158dd1abd2b31703c223fb49738c239ead30 e4ddd4f654e942012a8ee002dbeb9d647bfaa32a438a43c696b8e29c44422a71
+3 L1 c078400c84f91d24b73d7d8091fb299edd89fcdb268872f4402c1cf69dbccd24 5b94eed317f0bc0a957511882c50b8aeee95c99e8d92c797ed16f83775eafcb2
+3 L2 1086627e9e67414ac1e2725aabf8876d4da1203b4ac2bf48ed92ac197715d921 a47055e992b68d6214c5193d8748d10f8a93fcaddc5385a503454d9494906c17
+3 L3 0dbc10024c5e2275b90191d004ac9d1475351c3397ecca7928218d5be615b36f c6102795844117ce9fdb271a9deecdee88ebfa741bc38681b7fc4c08f3e4352e
+3 L4 c53f31b19ee5a627e93cf79b52c6edf7fc7f0ee566d3a5463944df494f029680 c7119210662e4e7c398fb848a29b842677963cb6111a23ecbf2e522ce167cf86
+3 L5 4cca4262d085750918fc0a4c589ea1c775355d40f6a65ebc0d5e252f849404ba c535f07ce94906c221fb1c57d73abd46dd406e0463dff58f80e835d87ad6c9db
+4 L1 41e2dd0ae7c2a31b3e4b2aba74eaa92ffd29cddb89d2a9dd8b83db97510ee4d0 a305d4489340833e28fb303a4b8afd7c86a40413263e6cef234d8b862844222b
+4 L2 6cf76f5626a8d99a37daee6df0376ad1dfeea3d4d220cd83a0ef14eda5641cb4 f351b1fd2a595238d98f8c62db8f6df91c8cbd0a58e7ec7897db520b09255a7a
+4 L3 2266509836f7e0f98ba5443099adc6628c5340c921a05d8829c1f9b6bd9904b2 d644cda97aa4f43d2eb81556c52c94ee43f36e7608a5b6971f8ef8c20986dd1e
+4 L4 c2db91aaa5407e4dae6a7c5d6f64eb5906b23e25951817b74f1846571fd501a5 24db7412b1120532b90931ec4d242ea593d8f0370619a1663aed39354ef63517
+4 L5 1eeaecf20f1640dce544270ca819e1f8c24029e468ba032d330b34eec84f2ced ed8b92b9ae0a46e8a4a5294b407f5561e0d21b0d2d367ba08835367f534a00b5
+5 L1 f27696acd180cfb7aa95a89f633a13a336eb7360bdd88bc38b3a52e35efa222b 81b8f3812b49c2d02410d09ff0b1def0c9ae92734287a99b020121792eef45f6
+5 L2 c88b8ee9e7a5e6d4b0d41dd570e69328d5c39b87b9374c8d2b53a8cf18d8a0c4 a5cb4f2f6ce840a89833a73930c4aa75f784ac48e53a54cbda555309e6559d9c
+5 L3 d5c0170574bb028a6c846c3c96e06aeecc0e1b3138830e255205c0d721df9c9f bb83d77709295a53ca25ffdeb4fe869fa6bdd325656f057ad47ec346677bc5de
+5 L4 0eca42ccc6f341d1c59cb41e14f823941ddedbf37e42a9f4a5105716b2a04219 30a7f44e471d003f58e7eb85d33eb71df460711738a0f5621cce1639c3535c92
+5 L5 88ac2ae63d74455e0c6d00cf2b8baa8533f7fef0521435732f44e21e266307bf 912749bc8d9a0f10ca6752c8a3e3d758567f428e90a9de40a4c40d3311411dab
+6 L1 1ecc51d989d4e8e1e54db2552feb077e69502de9d4393d55e2d59534c628e5b0 8a102d0e4156727836f3c2a48f036209047a3f199b9abc9bfc1cb6a3e9e31dfa
+6 L2 9ca6c1140ba8068335de3c6e6620af7e7bbaf5cbbb5c3793b935af693875fea2 ffb647adfda8a43c67c93414b10a8a081b77f78eed7bd3844cc6d1720cd7bdab
+6 L3 f835215fb3bab7c7ef7c07b3a3abfc6ff02426fd45f240794d028d2159bdb68b 9568a1db9bb6d76a116017e8063585a97263d029d80b7ae1ec4a8336ee326d52
+6 L4 da82180c92532ff26781b2deac58779021ebccecd601143d63252af06a139e1d 250ae387fc86b51b7251c352285014ff1826f5f619fa95e91761259825f8ae1b
+6 L5 658d9bc78f4cf47f9dbf79b5e575aea7bffa3f13598ab6ef99cb3afca868cf48 ce3db32d2b886524404156e1f1dab1625ec9d5f81947f4e85a4d34959d29be24
+""".strip().splitlines())}
+
+# %% ../nbs/01_data.ipynb #ea97dae7
+def _rebuild_us_points(folder:Path):
+    "us_points.xyz (mm, tracking frame) from the downloaded record: `ultrasound.reconstruct_sweep` on its 111 frames, femur cleaning rule. Not the shared file (see the table)."
+    from neuralbonereg_nb.ultrasound import reconstruct_sweep, CLEAN_ULTRABONESHIP_FEMUR
+    rec = reconstruct_sweep(folder / 'record', clean=CLEAN_ULTRABONESHIP_FEMUR)
+    write_atomic(folder / 'us_points.xyz', lambda tmp: np.savetxt(tmp, rec.points, fmt='%.4f'), force=True)
+
+def _rebuild_vertebrae(folder:Path):
+    "specimenNN_LK.ply from the downloaded SpineDepth PCDs: the seeded 30,000-of-100,000 subsample that made the shared files. Warns when a file is not byte-identical to the shared one."
+    rng = np.random.default_rng(0)
+    for s in (10, *SPINEDEPTH_SPECIMENS):  # the source folders in lexical order: Spec_10 first (drawn, not kept)
+        for lv in LUMBAR_LEVELS:
+            idx = np.sort(rng.choice(100_000, 30_000, replace=False))   # (30000,) point indices, ascending
+            if s not in SPINEDEPTH_SPECIMENS: continue
+            src = _o3d_read(o3d.io.read_point_cloud, folder / '_source' / f'L_{lv[1]}_Specimen_{s}.pcd')
+            if len(src.points) != 100_000 or not src.has_normals():
+                raise ValueError(f"L_{lv[1]}_Specimen_{s}.pcd has {len(src.points)} points (normals: {src.has_normals()}), "
+                                 f"expected 100,000 with normals; delete {folder} and fetch again.")
+            out = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(src.points)[idx]))
+            out.normals = o3d.utility.Vector3dVector(np.asarray(src.normals)[idx])
+            dest = folder / f'specimen{s:02d}_{lv}.ply'
+            def write(tmp, out=out):
+                if not o3d.io.write_point_cloud(str(tmp), out): raise OSError(f"could not write {tmp}")
+            write_atomic(dest, write, force=True)
+            if file_sha256(dest) != SPINEDEPTH_SHA256[s, lv][1]:
+                warnings.warn(f"{dest.name}: rebuilt, but not byte-identical to the shared file (another NumPy or Open3D "
+                              f"version?); its points are still a subset of the checked source.")
+
+# %% ../nbs/01_data.ipynb #a9546f71
+@dataclass(frozen=True)
+class DataSource:
+    "One folder of the shared data and where it comes from: a public GitHub repository at a pinned commit."
+    folder:str # sub-folder of the shared data folder and of the cache
+    repo:str # owner/name on GitHub
+    commit:str # the pinned commit, 40 hex
+    files:dict # local path in `folder` → (path in the repository, sha256 of the file)
+    rebuild:object = None # callable(folder) writing the derived files from the downloaded ones; None: all verbatim
+    derived:tuple = () # the local files `rebuild` writes
+    cite:str = '' # whom to cite (no license file in these repositories: testing and teaching only)
+
+    @property
+    def url(self)->str: return f"https://github.com/{self.repo}/tree/{self.commit}"
+
+_UB = {'Fibula.stl': (f'{UB_RECORD}/CT_models/Fibula.stl', '2dd69ae889955c15d9ad12e33cc97dc671865219eb79f0b27449af30c2a6abec'),
+       'record/sweep_initial.csv': (f'{UB_RECORD}/sweep_initial.csv', '16b48ef3ce36a0b59f490c147f73c5ac25f055f0f0728c01ff61e413f5c7d74b'),
+       **{f'record/UltrasoundImages/{t}.png': (f'{UB_RECORD}/UltrasoundImages/{t}.png', h) for t, h in UB_FRAMES_SHA256.items()}}
+_HIP = {f'specimen00_{a}.{x}': (f"data/UltraBonesHip/{'preoperative' if x == 'stl' else 'intraoperative'}/specimen00_{a}.{x}", h)
+        for (a, x), h in {('left_femur', 'stl'): '3c5de30a90524d908ab6e6d27ff016f694bd680089fd2421ea438a40c4798e0f',
+                          ('left_femur', 'xyz'): 'bc81bf6723ad4545b86ce300f65a29032a23ff87a2f5014a2fab07740b9370ac',
+                          ('right_femur', 'stl'): 'b2f599d712c9d38606371a3af4010d4530fc90255cdd141b25a6c783b59cfe1d',
+                          ('right_femur', 'xyz'): '7b080b2a3ff49a6c9e095a0819bf2b9b5ec421e933d4ad75c1a0d64b9cd98085',
+                          ('pelvis', 'stl'): 'ebfad9644b2ed0cf5ccbb2ead906f3bcaa4a828b8a377360d4bfdfe8cff4cdcd',
+                          ('pelvis', 'xyz'): 'd832c12adc87ad74e5149e34a44af4b431d996d1a24278fcdeb26b6cf83d30dd'}.items()}
+_SPINE = {f'_source/L_{lv[1]}_Specimen_{s}.pcd': (f'Labeled/stls/Spec_{s}/L_{lv[1]}_Specimen_{s}.pcd', h[0])
+          for (s, lv), h in SPINEDEPTH_SHA256.items()}
+
+DATA_SOURCES = {
+    'ultrabones100k_example': DataSource('ultrabones100k_example', 'luohwu/UltraBones100k', '3de6ffcc7ea03541384b869610ec12342e7c53fc',
+                                         _UB, _rebuild_us_points, ('us_points.xyz',), 'UltraBones100k (Wu et al.)'),
+    'ultraboneship_sample': DataSource('ultraboneship_sample', 'luohwu/NeuralBoneReg-implementation', '57d07b0add967c0ed16ac5e7301402eeac8a3df8',
+                                       _HIP, cite='UltraBonesHip / NeuralBoneReg (Wu et al., Medical Image Analysis 2026)'),
+    'spinedepth_vertebrae': DataSource('spinedepth_vertebrae', 'aidanamv/spineDepth', '769bd77ba6b50b0088f6509a8de166687ebc3bee',
+                                       _SPINE, _rebuild_vertebrae, tuple(f'specimen{s:02d}_{lv}.ply' for s, lv in SPINEDEPTH_SHA256),
+                                       'SpineDepth (Liebmann et al., J. Imaging 2021)'),
+}
+
+# %% ../nbs/01_data.ipynb #097e1427
+def source_url(src:DataSource, # the source
+               path:str, # a file's path in the repository
+               base_url:str|None=None, # None → $NEURALBONEREG_SOURCES_URL, else SOURCES_URL
+              )->str: # <base>/<owner>/<repo>/<commit>/<path, quoted>
+    "The URL of one file of a pinned source."
+    base = base_url or os.environ.get('NEURALBONEREG_SOURCES_URL') or SOURCES_URL
+    return f"{base.rstrip('/')}/{src.repo}/{src.commit}/{urllib.parse.quote(path)}"
+
+def download_file(url:str, # http(s):// or file:// URL
+                  dest, # the destination file (its folder is created)
+                  sha256:str, # the expected sha256, 64 hex
+                  timeout:float=60, # seconds without data before giving up
+                 )->Path: # dest, verified
+    "Download `url` to `dest` through a temporary file, moved into place only if its sha256 matches; a file at `dest` that already matches is kept. Raises `ValueError` (bad sha256 argument, or a mismatch: nothing written), `urllib.error.URLError` / `TimeoutError` (unreachable)."
+    if not re.fullmatch(r'[0-9a-f]{64}', str(sha256)): raise ValueError(f"sha256 must be 64 lowercase hex digits, got {sha256!r}.")
+    dest = Path(dest)
+    if dest.is_file() and file_sha256(dest) == sha256: return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    def write(tmp):
+        h = hashlib.sha256()
+        with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, 'wb') as f:
+            for chunk in iter(lambda: r.read(1 << 20), b''): h.update(chunk); f.write(chunk)
+        if h.hexdigest() != sha256:
+            raise ValueError(f"{url}: sha256 {h.hexdigest()[:12]}… is not the pinned {sha256[:12]}…; refused, not cached "
+                             f"(the source changed or the transfer was corrupted): retry, or put the checked file at {dest}.")
+    return write_atomic(dest, write, force=True)
+
+# %% ../nbs/01_data.ipynb #f8408671
+def _complete(src:DataSource, d:Path)->bool:
+    "Whether folder `d` holds every file of `src` (downloaded and rebuilt)."
+    return d.is_dir() and all((d / p).is_file() for p in (*src.files, *src.derived))
+
+def fetch_sources(name:str, # a key of DATA_SOURCES
+                  dest=None, # the folder to fill; None → cache_dir('data') / name
+                  base_url:str|None=None, # replaces https://raw.githubusercontent.com (see `source_url`)
+                  progress:bool=True, # a bar over the files on stderr
+                 )->Path: # the filled folder: the shared folder's layout
+    "Fetch the files of a data folder from its pinned source, each sha256-checked, then rebuild the derived ones. Files already there and matching are kept. Raises `ValueError` (unknown name, checksum), `urllib.error.URLError` (unreachable)."
+    if name not in DATA_SOURCES: raise ValueError(f"unknown data folder {name!r}; choose one of {', '.join(DATA_SOURCES)}.")
+    src = DATA_SOURCES[name]; d = Path(dest) if dest is not None else cache_dir('data') / name
+    from tqdm.auto import tqdm
+    for p, (rp, h) in tqdm(src.files.items(), desc=f'{name} ({src.repo})', unit='file', disable=not progress, file=sys.stderr):
+        download_file(source_url(src, rp, base_url), d / p, h)
+    if src.rebuild is not None and not all((d / p).is_file() for p in src.derived): src.rebuild(d)
+    return d
+
+# %% ../nbs/01_data.ipynb #bd49a4e3
+def data_folder(name:str, # a key of DATA_SOURCES: ultrabones100k_example, ultraboneship_sample, spinedepth_vertebrae
+                download:bool=True, # fetch the pinned source into the cache when no copy is found
+               )->Path: # the folder, in the shared folder's layout
+    "A real-data folder: $NEURALBONEREG_DATA/<name>, else ../shared/data/<name> (`data_root`), else a complete copy in the cache, else fetched from its pinned source (`fetch_sources`). Raises `ValueError` (unknown name, checksum) and a one-line `FileNotFoundError` when absent and offline."
+    if name not in DATA_SOURCES: raise ValueError(f"unknown data folder {name!r}; choose one of {', '.join(DATA_SOURCES)}.")
+    root = data_root()
+    if root is not None and (root / name).is_dir(): return root / name
+    src, d = DATA_SOURCES[name], cache_dir('data') / name
+    if _complete(src, d): return d
+    where = (f"put the files of {name} in $NEURALBONEREG_DATA/{name} (export NEURALBONEREG_DATA=/path/to/shared/data) "
+             f"or ../shared/data/{name}, or fetch them from {src.url} on a machine with internet")
+    if not download: raise FileNotFoundError(f"{name} not found; {where}.")
+    try: return fetch_sources(name, d)
+    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
+        why = ' '.join(str(getattr(e, 'reason', e)).split())
+        raise FileNotFoundError(f"{name} not found and its source is unreachable ({why}); {where}.") from None
+
 # %% ../nbs/01_data.ipynb #5b548e0f
 @dataclass
 class Case:
@@ -397,30 +678,33 @@ HIP_CASES = ('ultraboneship_left_femur', 'ultraboneship_right_femur', 'ultrabone
 REAL_CASES = ('ultrabones_fibula',) + HIP_CASES
 
 def load_case(name:str='ultrabones_fibula', # one of REAL_CASES
+              download:bool=True, # fetch the pinned public source into the cache when no copy is found (needs internet)
              )->Case:
-    "A real case from the shared data folder (CT mesh and tracked-ultrasound cloud, mm, T_gt identity). Raises `ValueError` for an unknown name, `FileNotFoundError` when the folder is absent."
+    "A real case (CT mesh and tracked-ultrasound cloud, mm, T_gt identity), found by `data_folder`: $NEURALBONEREG_DATA, ../shared/data, the cache, else its pinned public source. Raises `ValueError` for an unknown name or a bad checksum, `FileNotFoundError` (one line: where to put the files) when absent and offline."
     if name not in REAL_CASES: raise ValueError(f"unknown case {name!r}; choose one of {REAL_CASES}.")
     if name in HIP_CASES:
-        d, anatomy = require_data('ultraboneship_sample'), name.removeprefix('ultraboneship_')
+        d, anatomy = data_folder('ultraboneship_sample', download), name.removeprefix('ultraboneship_')
         return Case(name, read_mesh(d / f'specimen00_{anatomy}.stl'), read_points(d / f'specimen00_{anatomy}.xyz', min_points=50), np.eye(4),
                     meta=dict(source='UltraBonesHip early-access sample, specimen00 (luohwu/NeuralBoneReg-implementation)', anatomy=anatomy,
                               intraop='tracked ultrasound, learned B-mode segmentation (the official pipeline)', folder=str(d)))
-    d = require_data('ultrabones100k_example')
+    d = data_folder('ultrabones100k_example', download)
+    rebuilt = data_root() is None or d != data_root() / 'ultrabones100k_example'  # fetched: us_points.xyz rebuilt from 111 frames
     return Case(name, read_mesh(d / 'Fibula.stl'), read_points(d / 'us_points.xyz', min_points=50), np.eye(4),
                 meta=dict(source='UltraBones100k example record (luohwu/UltraBones100k)', anatomy='fibula',
-                          intraop='tracked ultrasound, bone surface extracted per image column', folder=str(d)))
+                          intraop=('tracked ultrasound, rebuilt from the 111 downloaded frames (ultrasound.reconstruct_sweep): '
+                                   'not the shared us_points.xyz' if rebuilt else 'tracked ultrasound, bone surface extracted per image column'),
+                          intraop_rebuilt=rebuilt, folder=str(d)))
 
 # %% ../nbs/01_data.ipynb #aeb52199
-SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS = (2, 3, 4, 5, 6), ('L1', 'L2', 'L3', 'L4', 'L5')
-
 def load_vertebra(specimen:int=2, # SpineDepth specimen: 2–6
                   level:str='L1', # lumbar level: L1–L5
-                  folder=None, # a folder of `specimenNN_LK.ply` files; None → the shared data's spinedepth_vertebrae
+                  folder=None, # a folder of `specimenNN_LK.ply` files; None → `data_folder('spinedepth_vertebrae')`
+                  download:bool=True, # with folder=None: fetch the pinned source and rebuild the files when no copy is found
                  )->o3d.geometry.PointCloud: # 30,000 surface points with normals, mm, the specimen's CT frame
-    "A real CT-derived lumbar vertebra (SpineDepth) as a surface point cloud with normals. Raises `ValueError` or `FileNotFoundError`."
+    "A real CT-derived lumbar vertebra (SpineDepth) as a surface point cloud with normals. Found by `data_folder` (shared data, the cache, else the pinned source). Raises `ValueError` or `FileNotFoundError`."
     if specimen not in SPINEDEPTH_SPECIMENS or level not in LUMBAR_LEVELS:
         raise ValueError(f"specimen must be one of {SPINEDEPTH_SPECIMENS} and level one of {LUMBAR_LEVELS}, got {specimen}, {level!r}.")
-    path = (require_data('spinedepth_vertebrae') if folder is None else Path(folder)) / f'specimen{specimen:02d}_{level}.ply'
+    path = (data_folder('spinedepth_vertebrae', download) if folder is None else Path(folder)) / f'specimen{specimen:02d}_{level}.ply'
     if not path.is_file(): raise FileNotFoundError(f"no vertebra file {path.name} in {path.parent}; vertebra files are named specimenNN_LK.ply.")
     pc = o3d.io.read_point_cloud(str(path))
     check_extent_mm(check_points(np.asarray(pc.points), path.name, min_points=50), path.name)
