@@ -444,6 +444,8 @@ def build_parser()->argparse.ArgumentParser:
     _progress_args(u); u.set_defaults(func=cmd_reconstruct_us)
     from neuralbonereg_nb.x2br.commands import add_x2br_commands
     add_x2br_commands(sub, _command, _seed, _positive)  # x2br train / drr / reconstruct / evaluate (30e_x2br_cli)
+    from neuralbonereg_nb.end2reg.commands import add_end2reg_commands
+    add_end2reg_commands(sub, _command, _seed, _positive)  # end2reg train / register / evaluate (20f_end2reg_cli)
     return p
 
 # %% ../nbs/12_cli.ipynb #5ace8a0a
