@@ -27,3 +27,11 @@ def test_local_cluster_matches_process_pool(tmp_path):
 def test_scheduler_and_workers_refused():
     with pytest.raises(ValueError, match='not both'):
         run_benchmark([embedded_case('fibula')], 'icp', runs=1, workers=2, scheduler='local:2')
+
+
+def test_cli_bad_scheduler_one_line(capsys):
+    from neuralbonereg_nb.cli import main
+    rc = main(['benchmark', '--suite', 'embedded', '--limit', '1', '--methods', 'icp', '--runs', '1', '--preset', 'test',
+               '--no-cache', '--scheduler', 'dask://nowhere'])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "scheduler must be 'local:N'" in err and '\n' not in err
