@@ -158,6 +158,15 @@ def code_hash()->str:
     files = [f for f in sorted(root.rglob('*.py')) if f.name != '_modidx.py']
     return content_hash(*[x for f in files for x in (str(f.relative_to(root)), f.read_bytes())])
 
+def _check_workers(client, # a distributed.Client
+                  ):
+    "Refuse Dask workers whose package code differs from this process's (`code_hash`): their results would be cached under this code's key. Raises `ValueError`."
+    from neuralbonereg_nb import benchmark as bm
+    mine, theirs = code_hash(), client.run(bm.code_hash)  # worker address → its hash
+    other = sorted(w for w, h in theirs.items() if h != mine)
+    if other: raise ValueError(f"{len(other)} of {len(theirs)} Dask workers (e.g. {other[0]}) run other neuralbonereg_nb code than this "
+                               f"process; install the same version on every worker (their results would be cached as this code's).")
+
 # %% ../nbs/10_benchmark.ipynb #444b2db3
 def task_key(case:str, # case name
              run:int, # run index
@@ -267,6 +276,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
         done[t] = rec; bar.update()
         if folder is not None and not rec['error']: _write_record(folder / f'{keys[t]}.json', rec)
     try:
+        if client is not None: _check_workers(client)
         if ex is None:
             for f in tqdm(fits, desc='preoperative fits', disable=not progress): _fit_task(*f)
         elif client is None:
