@@ -158,6 +158,15 @@ def code_hash()->str:
     files = [f for f in sorted(root.rglob('*.py')) if f.name != '_modidx.py']
     return content_hash(*[x for f in files for x in (str(f.relative_to(root)), f.read_bytes())])
 
+def _check_workers(client, # a distributed.Client
+                  ):
+    "Refuse Dask workers whose package code differs from this process's (`code_hash`): their results would be cached under this code's key. Raises `ValueError`."
+    from neuralbonereg_nb import benchmark as bm
+    mine, theirs = code_hash(), client.run(bm.code_hash)  # worker address → its hash
+    other = sorted(w for w, h in theirs.items() if h != mine)
+    if other: raise ValueError(f"{len(other)} of {len(theirs)} Dask workers (e.g. {other[0]}) run other neuralbonereg_nb code than this "
+                               f"process; install the same version on every worker (their results would be cached as this code's).")
+
 # %% ../nbs/10_benchmark.ipynb #444b2db3
 def task_key(case:str, # case name
              run:int, # run index
@@ -186,26 +195,34 @@ def _read_record(path:Path)->dict:
     return json.loads(Path(path).read_text())
 
 # %% ../nbs/10_benchmark.ipynb #31ac0fef
-def _dask_client(scheduler, # 'local:N', a scheduler address ('tcp://host:8786'), or a distributed.Client
-                )->tuple: # (client, close): close() releases only what this call started
-    "A Dask client for `scheduler`; Dask is imported here only. Raises `ValueError` (malformed scheduler), `ImportError` (no Dask), `ConnectionError` (no scheduler at the address), each one line."
-    try: from distributed import Client, LocalCluster
-    except ImportError: raise ImportError("scheduler= needs Dask's distributed scheduler: pip install 'dask[distributed]==2026.8.0' "
-                                          "(the neuralbonereg_nb[dask] extra).") from None
-    if isinstance(scheduler, Client): return scheduler, lambda: None
+def _scheduler_kind(scheduler, # 'local:N', a scheduler address ('tcp://host:8786'), or a distributed.Client
+                   )->tuple: # ('local', N) | ('address', str) | ('client', the client)
+    "Check a Dask scheduler argument without importing Dask. Raises `ValueError` (one line) for anything else."
+    if type(scheduler).__name__ == 'Client' and type(scheduler).__module__.startswith('distributed'): return 'client', scheduler
     s = scheduler.strip() if isinstance(scheduler, str) else ''
     if m := re.fullmatch(r'local:(\d+)', s):
         if int(m.group(1)) < 1: raise ValueError(f"scheduler 'local:N' needs N ≥ 1 workers, got {scheduler!r}.")
-        cluster = LocalCluster(n_workers=int(m.group(1)), threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-        return client, lambda: (client.close(), cluster.close())
-    if re.fullmatch(r'(tcp|tls|ucx|ws|wss)://\S+', s):
-        try: client = Client(s, timeout='20s')
-        except OSError as e: raise ConnectionError(f"no Dask scheduler answers at {s} ({' '.join(str(e).split())[:160]}); start one with "
-                                                   f"`dask scheduler` and workers with `dask worker {s} --nthreads 1`.") from None
-        return client, client.close
+        return 'local', int(m.group(1))
+    if re.fullmatch(r'(tcp|tls|ucx|ws|wss)://\S+', s): return 'address', s
     raise ValueError(f"scheduler must be 'local:N' (N ≥ 1), a scheduler address such as 'tcp://10.0.0.5:8786', or a "
                      f"distributed.Client; got {scheduler!r}.")
+
+def _dask_client(scheduler, # as `_scheduler_kind`
+                )->tuple: # (client, close): close() releases only what this call started
+    "A Dask client for `scheduler`; Dask is imported here only. Raises `ValueError` (malformed scheduler), `RuntimeError` (no Dask installed), `ConnectionError` (no scheduler at the address), each one line."
+    kind, arg = _scheduler_kind(scheduler)
+    if kind == 'client': return arg, lambda: None
+    try: from distributed import Client, LocalCluster
+    except ImportError: raise RuntimeError("scheduler= needs Dask's distributed scheduler: pip install 'dask[distributed]==2026.8.0' "
+                                          "(the neuralbonereg_nb[dask] extra).") from None
+    if kind == 'local':
+        cluster = LocalCluster(n_workers=arg, threads_per_worker=1, processes=True, dashboard_address=None)
+        client = Client(cluster)
+        return client, lambda: (client.close(), cluster.close())
+    try: client = Client(arg, timeout='20s')
+    except OSError as e: raise ConnectionError(f"no Dask scheduler answers at {arg} ({' '.join(str(e).split())[:160]}); start one with "
+                                               f"`dask scheduler` and workers with `dask worker {arg} --nthreads 1`.") from None
+    return client, client.close
 
 # %% ../nbs/10_benchmark.ipynb #ae49c7ad
 def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
@@ -231,6 +248,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     if not cases: raise ValueError("no cases to run; e.g. run_benchmark(suite_cases('embedded'), ...).")
     if int(runs) < 1 or int(workers) < 1: raise ValueError(f"runs and workers must be ≥ 1, got {runs}, {workers}.")
     if scheduler is not None and int(workers) > 1: raise ValueError("give workers (a local process pool) or scheduler (Dask), not both.")
+    if scheduler is not None: _scheduler_kind(scheduler)  # a malformed scheduler fails now, not after the preparation
     preps = [_prepare(c, runs, seed, protocol) for c in cases]
     geoms = [_picklable(_preop_geometry(c)) for c in cases]
     tasks = [(i, r, m) for i in range(len(cases)) for r in range(int(runs)) for m in methods]
@@ -258,6 +276,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
         done[t] = rec; bar.update()
         if folder is not None and not rec['error']: _write_record(folder / f'{keys[t]}.json', rec)
     try:
+        if client is not None: _check_workers(client)
         if ex is None:
             for f in tqdm(fits, desc='preoperative fits', disable=not progress): _fit_task(*f)
         elif client is None:
