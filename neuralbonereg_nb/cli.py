@@ -289,7 +289,8 @@ def cmd_benchmark(args):
     report = safe_output(args.report, args.force) if args.report else None
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
     cases = suite_cases(args.suite, args.limit)
-    print(f"suite {args.suite}: {len(cases)} cases × {args.runs} runs × {len(methods)} methods, preset {args.preset}, {args.workers} workers")
+    print(f"suite {args.suite}: {len(cases)} cases × {args.runs} runs × {len(methods)} methods, preset {args.preset}, "
+          f"{('Dask scheduler ' + args.scheduler) if args.scheduler else f'{args.workers} workers'}")
     recs = run_benchmark(cases, methods, args.runs, args.seed, args.preset, args.udf_preset, args.protocol, args.workers, progress=show_progress(args),
                          cache=not args.no_cache, scheduler=args.scheduler)
     if out is not None: write_csv(recs, out, force=args.force)
