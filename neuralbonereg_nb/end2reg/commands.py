@@ -170,7 +170,7 @@ def add_end2reg_commands(sub, # the caller's `add_subparsers()` object
     e.add_argument('--specimens', type=positive_type, nargs='+', default=[6], help='held-out specimens to simulate')
     e.add_argument('--scenes', type=positive_type, default=5, help='simulated scenes per specimen')
     e.add_argument('--seed', type=seed_type, default=1, help="the scenes' seed (0: the training run's validation scenes)")
-    e.add_argument('--methods', default=None, help=f"comma-separated methods (default: all): {', '.join(E2R_METHODS)}")
+    e.add_argument('--methods', default=None, help=f"comma-separated methods (default: all; end2reg always runs, the last line is its): {', '.join(E2R_METHODS)}")
     e.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'test'), help="the other methods' preset")
     e.add_argument('--udf-preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'),
                    help="NeuralBoneReg's NeuralUDF preset (a fit is cached by spine and preset)")
