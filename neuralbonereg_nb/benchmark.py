@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 from .frames import apply_transform, compose, invert_transform, check_points
 from .files import cache_dir, content_hash, safe_output, write_atomic
-from .data import Case, load_bone, load_case, load_vertebra, data_root, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS
+from .data import Case, load_bone, load_case, load_vertebra, data_root, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS, REAL_CASES
 from .simulate import USSweepConfig, RGBDConfig, simulate_us_sweep, simulate_rgbd_view, soft_tissue_window, mesh_from_points
 from .metrics import (perturbation_runs, evaluation_sample, filtered_target, evaluate_registration, summarize,
                                       RTE_MAX_MM, RRE_MAX_DEG, PROTOCOLS)
@@ -57,10 +57,10 @@ def spine_case(specimen:int=2, # SpineDepth specimen 2–6
 def suite_cases(suite:str, # 'real', 'embedded' or 'spine'
                 limit:int|None=None, # keep only the first `limit` cases (quick runs)
                )->list[Case]:
-    "The cases of a suite, each with preop geometry, intraop cloud (mm) and T_gt. Raises `ValueError` for an unknown suite, `FileNotFoundError` when the shared data is absent."
-    if suite == 'real':
-        c = load_case('ultrabones_fibula'); c.meta.update(suite='real', kind='real tracked US')
-        cases = [c]
+    "The cases of a suite (`real`: every case of `data.REAL_CASES`), each with preop geometry, intraop cloud (mm) and T_gt. Raises `ValueError` for an unknown suite, `FileNotFoundError` when the shared data is absent."
+    if suite == 'real':  # every real CT + tracked-US case: the UltraBones100k fibula, the UltraBonesHip specimen00 femurs and pelvis
+        cases = [load_case(n) for n in REAL_CASES[:limit]]
+        for c in cases: c.meta.update(suite='real', kind='real tracked US')
     elif suite == 'embedded': cases = [embedded_case(b) for b in list(EMBEDDED)[:limit]]
     elif suite == 'spine':
         keys = [(s, l) for s in SPINEDEPTH_SPECIMENS for l in LUMBAR_LEVELS][:limit]

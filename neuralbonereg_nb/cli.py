@@ -421,7 +421,7 @@ def build_parser()->argparse.ArgumentParser:
     reg_args(d, runs=True, preop=False); d.set_defaults(func=cmd_demo, runs=3)
     k = _command(sub, 'benchmark', 'cases of a suite × seeded runs × methods: RR, RRE, RTE, CD, HD95, flips, s/call side by side',
                  'neuralbonereg benchmark --suite real --runs 10 --workers 2 --out real.csv --report real.html')
-    k.add_argument('--suite', default='real', choices=('real', 'embedded', 'spine'), help='real: the CT-US fibula; embedded: gias3 bones with simulated sweeps; spine: 25 vertebrae with simulated RGB-D views')
+    k.add_argument('--suite', default='real', choices=('real', 'embedded', 'spine'), help='real: the four real CT-US cases (the UltraBones100k fibula, the UltraBonesHip specimen00 femurs and pelvis); embedded: gias3 bones with simulated sweeps; spine: 25 vertebrae with simulated RGB-D views')
     k.add_argument('--methods', default='neuralbonereg,neuralbonereg_official,fpfh_ransac_icp,fgr_icp,pca_icp,icp',
                    help='comma-separated registrar names (09c_baselines); the first one is summarized on the last line')
     k.add_argument('--limit', type=_positive, default=None, help='only the first N cases of the suite')
