@@ -21,8 +21,8 @@ from .metrics import (perturbation_runs, evaluation_sample, filtered_target, eva
 
 # %% auto #0
 __all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'CSV_FIELDS', 'PAPER_RESULTS', 'embedded_case', 'spine_case',
-           'suite_cases', 'task_seed', 'code_hash', 'task_key', 'run_benchmark', 'benchmark_table', 'format_table',
-           'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
+           'suite_cases', 'task_seed', 'make_method', 'code_hash', 'task_key', 'run_benchmark', 'benchmark_table',
+           'format_table', 'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
 
 # %% ../nbs/10_benchmark.ipynb #62ef2792
 SUITES = ('real', 'embedded', 'spine')
@@ -115,18 +115,28 @@ def _task_args(prep:dict, run:int)->tuple:
     "What one task needs of its case (only this run's cloud, so that little is sent to a worker)."
     return dict(name=prep['name'], suite=prep['suite'], kind=prep['kind']), prep['clouds'][run], prep['T_gts'][run], prep['target']
 
+# %% ../nbs/10_benchmark.ipynb #ab10mk02
+def make_method(name:str, # a key of `baselines.METHODS`, or a variant 'method[field=value,…]' of one
+                preset:str='fast_cpu', # 'test', 'fast_cpu' or 'paper'
+               ):
+    "The registrar a benchmark method name stands for (`baselines.make_registrar`; a variant: `ablations.variant_registrar`). Raises `ValueError` for an unknown method, preset or field."
+    if '[' in str(name):
+        from neuralbonereg_nb.ablations import variant_registrar
+        return variant_registrar(name, preset)
+    from neuralbonereg_nb.baselines import make_registrar
+    return make_registrar(name, preset)
+
 # %% ../nbs/10_benchmark.ipynb #168071d6
 def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:int, method:str, preset:str, model_path:str, seed:int)->dict:
     "One (case, run, method): register, score, time. Errors are recorded, not raised, so one failure does not stop a suite."
     from neuralbonereg_nb.udf import PreopModel
-    from neuralbonereg_nb.baselines import make_registrar
     if model_path not in _MODELS: _MODELS[model_path] = PreopModel.load(model_path)
     preop = _MODELS[model_path]
     s = task_seed(seed, case['name'], run, method)
     rec = dict(suite=case['suite'], case=case['name'], kind=case['kind'], method=method, preset=preset, run=run, seed=s, n_points=len(X))
     t0 = time.perf_counter()
     try:
-        reg = make_registrar(method, preset).register(preop, X, seed=s)
+        reg = make_method(method, preset).register(preop, X, seed=s)
         rec.update(evaluate_registration(reg.T, T_gt, X, target), seconds=reg.seconds['total'], score_mm=reg.score_mm,
                    poor=reg.poor, verdict=reg.verdict.kind, error='', T_est=' '.join(f'{v:.6g}' for v in np.asarray(reg.T).ravel()))
     except Exception as e:  # a crashing method is a failed run, with its message kept
@@ -175,7 +185,7 @@ def _read_record(path:Path)->dict:
 
 # %% ../nbs/10_benchmark.ipynb #ae49c7ad
 def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
-                  methods=('neuralbonereg', 'fpfh_ransac_icp', 'pca_icp'), # registrar names (`baselines.METHODS`)
+                  methods=('neuralbonereg', 'fpfh_ransac_icp', 'pca_icp'), # registrar names (`baselines.METHODS`) or variants of them (`make_method`)
                   runs:int=10, # seeded perturbation runs per case
                   seed:int=0, # benchmark seed: perturbations and task seeds
                   preset:str='fast_cpu', # registration preset of every method (test, fast_cpu, paper)
@@ -190,7 +200,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     interrupted suite resumes where it stopped and an unchanged one is read back, not re-run; failed tasks are not kept."""
     from neuralbonereg_nb.baselines import METHODS
     methods = [methods] if isinstance(methods, str) else list(methods)
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if str(m).split('[')[0] not in METHODS]  # a variant 'method[field=value,…]' names its method (`make_method`)
     if bad: raise ValueError(f"unknown methods {bad}; choose from {', '.join(METHODS)}.")
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     if not cases: raise ValueError("no cases to run; e.g. run_benchmark(suite_cases('embedded'), ...).")
