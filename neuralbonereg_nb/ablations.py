@@ -10,11 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from .files import content_hash, safe_output
-from .frames import check_points, subset_indices
-from .data import Case, REAL_CASES, load_case, data_root
-from .registrar import Registrar
-from .baselines import METHODS, make_registrar
-from .benchmark import run_benchmark, benchmark_table, write_csv, embedded_case
+# the rest of the package (torch, Open3D) is imported where it is used, so that the console script starts fast
 
 # %% auto #0
 __all__ = ['CORRUPTIONS', 'NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'variant_name', 'parse_variant', 'corrupt_cloud',
@@ -44,7 +40,12 @@ def variant_name(method:str, # a key of `baselines.METHODS`
                  **overrides, # config fields to change, and `noise_mm` / `outliers`
                 )->str: # e.g. 'neuralbonereg[depth=0]'; the method itself without overrides
     "The name of a method variant, which `parse_variant` reads back. Raises `ValueError` for an unknown method."
+    from neuralbonereg_nb.baselines import METHODS
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    return _name(method, **overrides)
+
+def _name(method:str, **overrides)->str:
+    "variant_name without the method check."
     if not overrides: return method
     return f"{method}[{','.join(f'{k}={v}' if isinstance(v, str) else f'{k}={v!r}' for k, v in overrides.items())}]"
 
@@ -54,6 +55,7 @@ def parse_variant(name:str, # 'method' or 'method[field=value,…]'
     m = re.fullmatch(r'\s*(\w+)\s*(?:\[(.*)\])?\s*', str(name))
     if not m: raise ValueError(f"bad variant name {name!r}; write method[field=value,...], e.g. neuralbonereg[depth=0].")
     method, body = m.groups()
+    from neuralbonereg_nb.baselines import METHODS
     if method not in METHODS: raise ValueError(f"unknown method {method!r} in variant {name!r}; choose one of {', '.join(METHODS)}.")
     overrides = {}
     for part in _split_top(body or ''):
@@ -70,6 +72,7 @@ def corrupt_cloud(points_mm, # (N, 3) intraoperative cloud, mm
                   pad_mm:float=20.0, # the outliers' box: the cloud's bounding box grown by this, mm
                  )->np.ndarray: # (N + round(F N / (1 − F)), 3) mm: the noisy points, then the outliers
     "The cloud with Gaussian noise and uniform outliers (the paper's noise ablation, spec §5.2; outliers ours). Raises `ValueError` for σ < 0 or F ∉ [0, 1)."
+    from neuralbonereg_nb.frames import check_points
     X = check_points(points_mm, 'points_mm')
     if not (np.isfinite(noise_mm) and noise_mm >= 0): raise ValueError(f"noise_mm must be ≥ 0 (mm), got {noise_mm}.")
     if not 0 <= outliers < 1: raise ValueError(f"outliers must be a fraction in [0, 1), got {outliers}: e.g. 0.1 for 10 %.")
@@ -80,10 +83,10 @@ def corrupt_cloud(points_mm, # (N, 3) intraoperative cloud, mm
     return np.concatenate([Y, O])
 
 # %% ../nbs/11_ablations.ipynb #ab00000f
-class CorruptedInput(Registrar):
-    "A registrar that registers `corrupt_cloud(points)` instead of the points; T (intraop mm → preop mm) holds for the clean cloud too."
+class CorruptedInput:
+    "A registrar (the `registrar.Registrar` contract: name, preset, config, deterministic, register) that registers `corrupt_cloud(points)` instead of the points; T (intraop mm → preop mm) holds for the clean cloud too."
     def __init__(self,
-                 inner:Registrar, # the method
+                 inner, # the method: a `registrar.Registrar`
                  noise_mm:float=0.0, # Gaussian σ per axis, mm
                  outliers:float=0.0, # uniform outlier fraction of the corrupted cloud
                 ):
@@ -99,8 +102,9 @@ class CorruptedInput(Registrar):
 
 def variant_registrar(name:str, # a variant name ('method[field=value,…]', `variant_name`) or a method name
                       preset:str='fast_cpu', # the method's preset (test, fast_cpu, paper)
-                     )->Registrar:
+                     ):
     "The registrar a variant name describes: `baselines.make_registrar(method, preset, **fields)`, wrapped in `CorruptedInput` when it sets noise_mm / outliers. Raises `ValueError` for an unknown method, preset or field."
+    from neuralbonereg_nb.baselines import make_registrar
     method, ov = parse_variant(name)
     corr = {k: ov.pop(k) for k in CORRUPTIONS if k in ov}
     reg = make_registrar(method, preset, **ov)
@@ -118,7 +122,7 @@ class Study:
     @property
     def variants(self)->list[str]: return [v for _, v, _ in self.rows]
 
-_V, _OURS = variant_name, 'neuralbonereg'
+_V, _OURS = _name, 'neuralbonereg'
 NO_POLISH = dict(icp_thresholds_mm=(), plane_icp_mm=0.0) # a NeuralReg variant without the ICP polish (the candidates are still re-scored)
 
 STUDIES = {s.name: s for s in (
@@ -157,8 +161,9 @@ STUDIES = {s.name: s for s in (
 
 # %% ../nbs/11_ablations.ipynb #ab000015
 def real_cases(names=None, # names of `data.REAL_CASES` (a comma-separated string or a list); None → all four
-              )->list[Case]:
+              )->list:
     "The real CT + tracked-US cases of the ablations (suite `real`). Raises `ValueError` for an unknown name, `FileNotFoundError` without the shared data."
+    from neuralbonereg_nb.data import REAL_CASES, load_case
     if isinstance(names, str): names = [n.strip() for n in names.split(',') if n.strip()]
     names = list(REAL_CASES) if not names else list(names)
     bad = [n for n in names if n not in REAL_CASES]
@@ -168,8 +173,11 @@ def real_cases(names=None, # names of `data.REAL_CASES` (a comma-separated strin
     return cases
 
 def tiny_case(n_points:int=1500, # intraoperative points kept (a seeded subset)
-             )->Case:
+             ):
     "One small case for the `test` preset: the real CT fibula with a seeded subset of its tracked-US cloud, or without the shared data the embedded gias3 fibula with a simulated sweep."
+    from neuralbonereg_nb.data import Case, load_case, data_root
+    from neuralbonereg_nb.frames import subset_indices
+    from neuralbonereg_nb.benchmark import embedded_case
     c = load_case('ultrabones_fibula') if data_root() is not None else embedded_case('fibula')
     pts = np.asarray(c.points)[subset_indices(len(c.points), n_points, np.random.default_rng(0))]
     return Case(c.name + f'_{n_points}', c.mesh, pts, c.T_gt, preop_points=c.preop_points, meta=dict(c.meta, suite='tiny'))
@@ -196,6 +204,7 @@ def study_records(name:str, # a key of STUDIES
                   **kw, # more `run_benchmark` arguments: workers, progress, cache, protocol
                  )->list[dict]: # `run_benchmark`'s records, `method` = the variant name
     "Run a study's variants on the cases (`benchmark.run_benchmark`). Raises `ValueError` for an unknown study or a bad variant."
+    from neuralbonereg_nb.benchmark import run_benchmark
     variants = [v for _, v, _ in study_rows(name, gpu)]
     for v in variants: variant_registrar(v, preset)  # fail here, not in a worker
     return run_benchmark(real_cases() if cases is None else cases, variants, runs=runs, seed=seed, preset=preset, udf_preset=udf_preset, **kw)
@@ -206,6 +215,7 @@ def study_table(name:str, # a key of STUDIES
                 gpu:bool=False, # the GPU-only rows too (when they were run)
                )->list[dict]: # one row per variant that was run, in the study's order: label, variant, paper, and `benchmark_table`'s columns
     "The study's table: each variant's RR, RRE / RTE (median), flips, seconds per registration, beside the paper's figure. Raises `ValueError` for no records."
+    from neuralbonereg_nb.benchmark import benchmark_table
     agg = {r['method']: r for r in benchmark_table(records)}
     return [dict(label=l, variant=v, paper=p, **{k: x for k, x in agg[v].items() if k != 'method'}) for l, v, p in study_rows(name, gpu) if v in agg]
 
@@ -246,7 +256,7 @@ def run_study(name:str, # a key of STUDIES
     "One ablation study end to end: run its variants on the cases, aggregate, plot. Raises `ValueError` for an unknown study or a bad argument."
     gpu = kw.get('gpu', False)
     rows = study_table(name, study_records(name, cases, runs, seed, preset, **kw), gpu)
-    return rows, plot_study(rows, f"{name}: {_study(name).question} ({runs} runs × {len(cases) if cases is not None else len(REAL_CASES)} cases, {preset})")
+    return rows, plot_study(rows, f"{name}: {_study(name).question} ({runs} runs × {len(cases) if cases is not None else 4} cases, {preset})")
 
 # %% ../nbs/11_ablations.ipynb #ab00001d
 def depth_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **kw)->tuple[list, go.Figure]:
@@ -294,6 +304,7 @@ STUDY_FUNCTIONS = {k: globals()[f'{k}_study'] for k in STUDIES} # name → the s
 # %% ../nbs/11_ablations.ipynb #ab000020
 def ablation_command(args):
     "`neuralbonereg ablation NAME`: run one study on the real cases, print its table and a summary line, write the per-task CSV (`benchmark.write_csv`)."
+    from neuralbonereg_nb.benchmark import write_csv
     out = safe_output(args.output, args.force) if args.output else None
     cases = real_cases(args.cases)
     rows_run = study_rows(args.name, args.gpu)
@@ -317,7 +328,7 @@ def add_ablation_command(sub, # the caller's `add_subparsers()` object
     a.add_argument('name', choices=tuple(STUDIES), help='the study: ' + '; '.join(f'{k}: {s.question}' for k, s in STUDIES.items()))
     a.add_argument('--runs', type=positive_type, default=3, help='seeded perturbation runs per case')
     a.add_argument('--seed', type=seed_type, default=0, help='benchmark seed (perturbations and task seeds)')
-    a.add_argument('--cases', default=None, help=f"comma-separated real cases (default: all of {', '.join(REAL_CASES)})")
+    a.add_argument('--cases', default=None, help="comma-separated real cases of data.REAL_CASES (default: all four: ultrabones_fibula, ultraboneship_left_femur, ultraboneship_right_femur, ultraboneship_pelvis)")
     a.add_argument('--preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'test'), help='registration preset of every variant')
     a.add_argument('--udf-preset', default='fast_cpu', choices=('paper', 'fast_cpu', 'fast_cpu_b5k', 'test'), help='NeuralUDF preset of the preoperative stage')
     a.add_argument('--workers', type=positive_type, default=1, help='processes (each runs with one thread)')
