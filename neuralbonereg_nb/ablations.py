@@ -13,14 +13,14 @@ from .files import content_hash, safe_output
 # the rest of the package (torch, Open3D) is imported where it is used, so that the console script starts fast
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'variant_name', 'parse_variant', 'corrupt_cloud',
-           'CorruptedInput', 'variant_registrar', 'Study', 'real_cases', 'tiny_case', 'study_rows', 'study_records',
-           'study_table', 'format_study', 'plot_study', 'run_study', 'depth_study', 'heads_study', 'refine_study',
-           'coarse_study', 'score_study', 'init_study', 'field_study', 'optimizer_study', 'noise_study', 'robust_study',
-           'ablation_command', 'add_ablation_command']
+__all__ = ['CORRUPTIONS', 'DENOISE_K', 'NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'variant_name', 'parse_variant',
+           'corrupt_cloud', 'denoise_radius_mm', 'denoise_cloud', 'CorruptedInput', 'variant_registrar', 'Study',
+           'real_cases', 'tiny_case', 'study_rows', 'study_records', 'study_table', 'format_study', 'plot_study',
+           'run_study', 'depth_study', 'heads_study', 'refine_study', 'coarse_study', 'score_study', 'init_study',
+           'field_study', 'optimizer_study', 'noise_study', 'robust_study', 'ablation_command', 'add_ablation_command']
 
 # %% ../nbs/11_ablations.ipynb #ab000009
-CORRUPTIONS = ('noise_mm', 'outliers') # variant fields that corrupt the intraoperative cloud (`corrupt_cloud`), not the method
+CORRUPTIONS = ('noise_mm', 'outliers', 'denoise_mm') # variant fields that change the intraoperative cloud (`corrupt_cloud`, then `denoise_cloud`), not the method
 
 def _literal(v:str):
     "A variant value: a Python literal, else the bare word as a string."
@@ -83,22 +83,79 @@ def corrupt_cloud(points_mm, # (N, 3) intraoperative cloud, mm
     return np.concatenate([Y, O])
 
 # %% ../nbs/11_ablations.ipynb #ab00000f
+DENOISE_K = 2.5 # denoise_mm='auto': the radius is this many times the cloud's noise estimate
+
+def denoise_radius_mm(points_mm, # (N, 3) intraoperative cloud, mm
+                      k:float=DENOISE_K, # radius per noise σ̂
+                      min_mm:float=2.0, # below this radius: no smoothing (0)
+                      max_mm:float=12.0, # the radius's cap, mm
+                     )->float: # the smoothing radius, mm (0: none)
+    "The MLS radius for a cloud: k × its noise (`verdict.cloud_shape` at a 10 mm neighbourhood), 0 below min_mm, capped at max_mm (ours)."
+    from neuralbonereg_nb.verdict import cloud_shape
+    r = k * cloud_shape(points_mm, radius_mm=10.0).noise_mm
+    return 0.0 if not np.isfinite(r) or r < min_mm else float(min(r, max_mm))
+
+def denoise_cloud(points_mm, # (N, 3) intraoperative cloud, mm
+                  radius_mm:float|str='auto', # MLS neighbourhood radius, mm; 'auto' → `denoise_radius_mm`; 0 → only drop sparse points
+                  max_points:int=20_000, # query points (a seeded subset): the denoised cloud's size at most
+                  max_neighbours:int=200, # neighbours per fit (a seeded subset of the ball)
+                  min_neighbours:int=20, # a point with fewer neighbours within max(radius, 3 mm) is dropped as an outlier
+                  seed:int=0, # the subsets
+                 )->np.ndarray: # (M, 3) denoised points, the same frame, mm (M ≤ max_points)
+    "Moving least squares (a quadratic height field in each point's local PCA frame) with sparse-point removal (ours). Raises `ValueError` for a negative radius."
+    from scipy.spatial import cKDTree
+    from neuralbonereg_nb.frames import check_points
+    X = check_points(points_mm, 'points_mm', min_points=3)
+    r = denoise_radius_mm(X) if radius_mm == 'auto' else float(radius_mm)
+    if not r >= 0: raise ValueError(f"radius_mm must be ≥ 0 or 'auto', got {radius_mm!r}.")
+    rng = np.random.default_rng(seed)
+    src = X[rng.permutation(len(X))[:60_000]]  # neighbours come from ≤ 60k points (the fits need ~200)
+    Q = X[rng.permutation(len(X))[:max_points]]
+    tree = cKDTree(src)
+    scale = len(src) / len(X)
+    nbs = tree.query_ball_point(Q, max(r, 3.0), workers=-1)
+    keep = np.array([len(n) >= min_neighbours * scale for n in nbs])
+    Q, nbs = Q[keep], [n for n, k in zip(nbs, keep) if k]
+    if r == 0 or not len(Q): return Q
+    if r < 3.0: nbs = tree.query_ball_point(Q, r, workers=-1)
+    idx, m = np.zeros((len(Q), max_neighbours), np.int64), np.zeros((len(Q), max_neighbours), bool)
+    for i, n in enumerate(nbs):
+        n = np.asarray(n, np.int64)
+        if len(n) > max_neighbours: n = n[rng.choice(len(n), max_neighbours, replace=False)]
+        idx[i, :len(n)], m[i, :len(n)] = n, True
+    P, w = src[idx], m[..., None].astype(np.float64)  # (Q, K, 3), (Q, K, 1)
+    mu = (P * w).sum(1) / w.sum(1)  # (Q, 3)
+    D = (P - mu[:, None]) * w
+    _, V = np.linalg.eigh(np.einsum('qki,qkj->qij', D, D))  # columns: normal (smallest), two tangents
+    L = np.einsum('qki,qij->qkj', P - mu[:, None], V)  # (Q, K, 3) local (height, x, y)
+    basis = lambda x, y: np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1)
+    A = basis(L[..., 1], L[..., 2]) * m[..., None]  # (Q, K, 6)
+    coef = np.linalg.solve(np.einsum('qki,qkj->qij', A, A) + 1e-9 * np.eye(6), np.einsum('qki,qk->qi', A, L[..., 0] * m)[..., None])[..., 0]
+    lq = np.einsum('qi,qij->qj', Q - mu, V)  # the query in its local frame
+    h = (basis(lq[:, 1], lq[:, 2]) * coef).sum(-1)  # the fitted height under it
+    return mu + V[:, :, 0] * h[:, None] + V[:, :, 1] * lq[:, 1:2] + V[:, :, 2] * lq[:, 2:3]
+
+# %% ../nbs/11_ablations.ipynb #ab000012
 class CorruptedInput:
     "A registrar (the `registrar.Registrar` contract: name, preset, config, deterministic, register) that registers `corrupt_cloud(points)` instead of the points; T (intraop mm → preop mm) holds for the clean cloud too."
     def __init__(self,
                  inner, # the method: a `registrar.Registrar`
                  noise_mm:float=0.0, # Gaussian σ per axis, mm
                  outliers:float=0.0, # uniform outlier fraction of the corrupted cloud
+                 denoise_mm:float|str|None=None, # then `denoise_cloud` at this radius ('auto' or mm); None: not denoised
                 ):
         corrupt_cloud(np.zeros((1, 3)), noise_mm, outliers)  # validates σ and F
-        self.inner, self.noise_mm, self.outliers = inner, float(noise_mm), float(outliers)
+        if not (denoise_mm is None or denoise_mm == 'auto' or (isinstance(denoise_mm, (int, float)) and denoise_mm >= 0)):
+            raise ValueError(f"denoise_mm must be 'auto' or a radius ≥ 0 in mm, got {denoise_mm!r}.")
+        self.inner, self.noise_mm, self.outliers, self.denoise_mm = inner, float(noise_mm), float(outliers), denoise_mm
         self.name, self.preset, self.config, self.deterministic = inner.name, inner.preset, inner.config, inner.deterministic
 
-    def __repr__(self): return f"CorruptedInput({self.inner!r}, noise_mm={self.noise_mm}, outliers={self.outliers})"
+    def __repr__(self): return f"CorruptedInput({self.inner!r}, noise_mm={self.noise_mm}, outliers={self.outliers}, denoise_mm={self.denoise_mm!r})"
 
     def register(self, field, points_mm, seed:int=0):
-        "The inner method on the corrupted cloud (`corrupt_cloud`, content-seeded). Raises what the inner method raises."
-        return self.inner.register(field, corrupt_cloud(points_mm, self.noise_mm, self.outliers), seed)
+        "The inner method on the corrupted (`corrupt_cloud`, content-seeded), then denoised cloud. Raises what the inner method raises."
+        X = corrupt_cloud(points_mm, self.noise_mm, self.outliers)
+        return self.inner.register(field, X if self.denoise_mm is None else denoise_cloud(X, self.denoise_mm, seed=seed), seed)
 
 def variant_registrar(name:str, # a variant name ('method[field=value,…]', `variant_name`) or a method name
                       preset:str='fast_cpu', # the method's preset (test, fast_cpu, paper)
@@ -108,9 +165,9 @@ def variant_registrar(name:str, # a variant name ('method[field=value,…]', `va
     method, ov = parse_variant(name)
     corr = {k: ov.pop(k) for k in CORRUPTIONS if k in ov}
     reg = make_registrar(method, preset, **ov)
-    return CorruptedInput(reg, **corr) if any(corr.values()) else reg
+    return CorruptedInput(reg, **corr) if any(v not in (0, None) for v in corr.values()) else reg
 
-# %% ../nbs/11_ablations.ipynb #ab000012
+# %% ../nbs/11_ablations.ipynb #ab000015
 @dataclass(frozen=True)
 class Study:
     "One ablation: rows of (label, variant name, the paper's figure or '')."
@@ -159,7 +216,7 @@ STUDIES = {s.name: s for s in (
           ('gm σ 8 mm', _V(_OURS, score_mode='gm', noise_mm=8), ''), ('gm outliers 30 %', _V(_OURS, score_mode='gm', outliers=0.3), ''))),
 )}
 
-# %% ../nbs/11_ablations.ipynb #ab000015
+# %% ../nbs/11_ablations.ipynb #ab000018
 def real_cases(names=None, # names of `data.REAL_CASES` (a comma-separated string or a list); None → all four
               )->list:
     "The real CT + tracked-US cases of the ablations (suite `real`). Raises `ValueError` for an unknown name, `FileNotFoundError` without the shared data."
@@ -182,7 +239,7 @@ def tiny_case(n_points:int=1500, # intraoperative points kept (a seeded subset)
     pts = np.asarray(c.points)[subset_indices(len(c.points), n_points, np.random.default_rng(0))]
     return Case(c.name + f'_{n_points}', c.mesh, pts, c.T_gt, preop_points=c.preop_points, meta=dict(c.meta, suite='tiny'))
 
-# %% ../nbs/11_ablations.ipynb #ab000017
+# %% ../nbs/11_ablations.ipynb #ab00001a
 def _study(name:str)->Study:
     if name not in STUDIES: raise ValueError(f"unknown study {name!r}; choose one of {', '.join(STUDIES)}.")
     return STUDIES[name]
@@ -209,7 +266,7 @@ def study_records(name:str, # a key of STUDIES
     for v in variants: variant_registrar(v, preset)  # fail here, not in a worker
     return run_benchmark(real_cases() if cases is None else cases, variants, runs=runs, seed=seed, preset=preset, udf_preset=udf_preset, **kw)
 
-# %% ../nbs/11_ablations.ipynb #ab000018
+# %% ../nbs/11_ablations.ipynb #ab00001b
 def study_table(name:str, # a key of STUDIES
                 records:list, # from `study_records` (or `benchmark.read_csv`)
                 gpu:bool=False, # the GPU-only rows too (when they were run)
@@ -229,7 +286,7 @@ def format_study(rows:list, # from `study_table`
         out.append(f"| {r['label']} | {n} | {r['RR']:.2f} | {f(r['RRE_median'])} | {f(r['RTE_median'])} | {r['flips']} | {r['seconds_median']:.1f} | {r['paper'] or '–'} |")
     return '\n'.join(out)
 
-# %% ../nbs/11_ablations.ipynb #ab000019
+# %% ../nbs/11_ablations.ipynb #ab00001c
 def plot_study(rows:list, # from `study_table`
                title:str|None=None, # figure title
               )->go.Figure:
@@ -258,7 +315,7 @@ def run_study(name:str, # a key of STUDIES
     rows = study_table(name, study_records(name, cases, runs, seed, preset, **kw), gpu)
     return rows, plot_study(rows, f"{name}: {_study(name).question} ({runs} runs × {len(cases) if cases is not None else 4} cases, {preset})")
 
-# %% ../nbs/11_ablations.ipynb #ab00001d
+# %% ../nbs/11_ablations.ipynb #ab000020
 def depth_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **kw)->tuple[list, go.Figure]:
     "Ablation: shared-encoder depth 0 / 1 / 2 / 4 (paper: 0 → 9.43°, 1 → ≈ 4°). `run_study('depth', …)`."
     return run_study('depth', cases, runs, seed, preset, **kw)
@@ -301,7 +358,7 @@ def robust_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **kw
 
 STUDY_FUNCTIONS = {k: globals()[f'{k}_study'] for k in STUDIES} # name → the study's function
 
-# %% ../nbs/11_ablations.ipynb #ab000020
+# %% ../nbs/11_ablations.ipynb #ab000023
 def ablation_command(args):
     "`neuralbonereg ablation NAME`: run one study on the real cases, print its table and a summary line, write the per-task CSV (`benchmark.write_csv`)."
     from neuralbonereg_nb.benchmark import write_csv

@@ -21,9 +21,9 @@ from .so3 import plot_hypotheses, quat_to_rotvec
 from .viz import downsample
 
 # %% auto #0
-__all__ = ['REGISTRATION_PRESETS', 'MIRROR', 'RegistrationConfig', 'registration_config', 'pose_to_transform', 'Registration',
-           'Search', 'search', 'search_field', 'Candidates', 'rescore', 'polish_modes', 'run_registration', 'register',
-           'plot_search']
+__all__ = ['REGISTRATION_PRESETS', 'NOISE_K', 'MIRROR', 'RegistrationConfig', 'registration_config', 'pose_to_transform',
+           'Registration', 'Search', 'search', 'search_field', 'Candidates', 'rescore', 'residual_sigma_mm',
+           'polish_modes', 'run_registration', 'register', 'plot_search']
 
 # %% ../nbs/07_register.ipynb #1c071698
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class RegistrationConfig:
     mode_sep_deg:float = 20.0 # candidates are distinct modes when their rotations differ by more than this
     mode_sep_mm:float = 20.0 # … or their centroids land farther apart than this, mm
     mirror_check:bool = True # also register the cloud's mirror image; the verdict is ambiguous if it fits as well (ours, `06b_verdict`): twice the time
+    noise_adaptive:bool = False # widen the polish's ICP thresholds (and the gm scale) to NOISE_K × the noise the best candidate's residuals show (ours, `polish_modes`)
     official_only:bool = False # skip the candidate re-scoring and the polish: return the official best-tracked pose
 
     def __post_init__(self):
@@ -229,6 +230,16 @@ def rescore(field:DistanceField, # the preoperative field
     Ts = pose_to_transform(cq.double().cpu().numpy(), ct.double().cpu().numpy(), c_src, field.normalization)  # (C, 4, 4)
     return Candidates(Ts, rs, _distinct_modes(Ts, np.argsort(rs), c_src, cfg.mode_sep_deg, cfg.mode_sep_mm), sub.cpu().numpy())
 
+# %% ../nbs/07_register.ipynb #ab07nz01
+NOISE_K = 2.5 # noise_adaptive: the ICP thresholds and the gm scale are at least this many σ̂ (ours)
+
+def residual_sigma_mm(field:DistanceField, # the preoperative field (`udf` in mm)
+                      X_mm:np.ndarray, # (M, 3) registered points, preop frame, mm
+                     )->float: # σ̂, mm
+    "The cloud's noise as its residuals show it at a pose: median(d) / 0.6745, the σ of Gaussian noise normal to the surface whose unsigned distances d are half-normal (a MAD scale, as in IRLS; ours)."
+    d = np.asarray(field.udf(X_mm), np.float64)
+    return float(np.median(d) / 0.6745)
+
 # %% ../nbs/07_register.ipynb #4b632c59
 def polish_modes(field:DistanceField, # the preoperative field (surface samples for ICP, udf for scores)
                  pts:np.ndarray, # (N, 3) the intraoperative cloud, intraop frame, mm
@@ -241,16 +252,20 @@ def polish_modes(field:DistanceField, # the preoperative field (surface samples 
     tree, _ = field.surface_tree()
     src = pts[rng.permutation(len(pts))[:cfg.icp_points]]
     X_eval = pts[cand.subset]
-    score_fn = lambda T: score_mm(field, apply_transform(T, X_eval), cfg.score_mode, cfg.trim_keep, cfg.robust_mm[1])
+    thr, plane_mm, c_mm = tuple(cfg.icp_thresholds_mm), cfg.plane_icp_mm, cfg.robust_mm[1]
+    if cfg.noise_adaptive:  # the scales follow the cloud's noise (ours): σ̂ from the best candidate's residuals
+        k = NOISE_K * residual_sigma_mm(field, apply_transform(cand.T[cand.modes[0]], X_eval))
+        thr, plane_mm, c_mm = tuple(max(t, k) for t in thr), (max(plane_mm, k) if plane_mm > 0 else 0.0), max(c_mm, k)
+    score_fn = lambda T: score_mm(field, apply_transform(T, X_eval), cfg.score_mode, cfg.trim_keep, c_mm)
     polished = []
     for k, i in enumerate(cand.modes):
         if k < cfg.n_polish:
-            T = icp_point_to_point(src, tree, cand.T[i], cfg.icp_thresholds_mm, cfg.icp_iters)
+            T = icp_point_to_point(src, tree, cand.T[i], thr, cfg.icp_iters)
             polished.append((T, score_fn(T), cand.T[i]))
         else: polished.append((cand.T[i], float(cand.scores_mm[i]), cand.T[i]))
     order = sorted(range(len(polished)), key=lambda k: polished[k][1])
     T_win, s_win, T_raw = polished[order[0]]
-    if cfg.plane_icp_mm > 0: T_win, s_win = plane_stage(field, src, T_win, s_win, score_fn, cfg.plane_icp_mm, cfg.plane_icp_iters)
+    if plane_mm > 0: T_win, s_win = plane_stage(field, src, T_win, s_win, score_fn, plane_mm, cfg.plane_icp_iters)
     runner = []
     for k in order[1:]:
         T, sc, _ = polished[k]
