@@ -17,7 +17,8 @@ __all__ = ['CORRUPTIONS', 'DENOISE_K', 'NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS'
            'corrupt_cloud', 'denoise_radius_mm', 'denoise_cloud', 'CorruptedInput', 'variant_registrar', 'Study',
            'real_cases', 'tiny_case', 'study_rows', 'study_records', 'study_table', 'format_study', 'plot_study',
            'run_study', 'depth_study', 'heads_study', 'refine_study', 'coarse_study', 'score_study', 'init_study',
-           'field_study', 'optimizer_study', 'noise_study', 'robust_study', 'ablation_command', 'add_ablation_command']
+           'field_study', 'optimizer_study', 'noise_study', 'robust_study', 'denoise_study', 'ablation_command',
+           'add_ablation_command']
 
 # %% ../nbs/11_ablations.ipynb #ab000009
 CORRUPTIONS = ('noise_mm', 'outliers', 'denoise_mm') # variant fields that change the intraoperative cloud (`corrupt_cloud`, then `denoise_cloud`), not the method
@@ -213,7 +214,14 @@ STUDIES = {s.name: s for s in (
           ('gm σ 0', _V(_OURS, score_mode='gm'), ''), ('trimmed σ 4 mm', _V(_OURS, noise_mm=4), 'RR < 0.5'),
           ('gm σ 4 mm', _V(_OURS, score_mode='gm', noise_mm=4), ''), ('gm σ 4 mm, no polish', _V(_OURS, score_mode='gm', noise_mm=4, **NO_POLISH), ''),
           ('trimmed σ 4 mm, no polish', _V(_OURS, noise_mm=4, **NO_POLISH), ''),
+          ('trimmed σ 4 mm, ICP 12 / 8 / 6 mm, plane 6 mm', _V(_OURS, noise_mm=4, icp_thresholds_mm=(12.0, 8.0, 6.0), plane_icp_mm=6.0), ''),
+          ('gm 30 → 8 mm σ 4 mm, ICP 12 / 8 / 6 mm, plane 6 mm', _V(_OURS, score_mode='gm', robust_mm=(30.0, 8.0), noise_mm=4, icp_thresholds_mm=(12.0, 8.0, 6.0), plane_icp_mm=6.0), ''),
+          ('trimmed σ 4 mm, noise-adaptive polish', _V(_OURS, noise_mm=4, noise_adaptive=True), ''),
           ('gm σ 8 mm', _V(_OURS, score_mode='gm', noise_mm=8), ''), ('gm outliers 30 %', _V(_OURS, score_mode='gm', outliers=0.3), ''))),
+    Study('denoise', 'denoising the cloud before the search (MLS, noise-adaptive radius; ours)', (('σ 0, denoised', _V(_OURS, denoise_mm='auto'), 'RR 0.886'),
+          ('σ 1 mm, denoised', _V(_OURS, noise_mm=1, denoise_mm='auto'), 'RR 0.829 (raw)'), ('σ 2 mm, denoised', _V(_OURS, noise_mm=2, denoise_mm='auto'), ''),
+          ('σ 4 mm, denoised', _V(_OURS, noise_mm=4, denoise_mm='auto'), 'RR < 0.5 (raw)'), ('gm σ 4 mm, denoised', _V(_OURS, score_mode='gm', noise_mm=4, denoise_mm='auto'), ''),
+          ('σ 8 mm, denoised', _V(_OURS, noise_mm=8, denoise_mm='auto'), ''), ('outliers 30 %, denoised', _V(_OURS, outliers=0.3, denoise_mm='auto'), ''))),
 )}
 
 # %% ../nbs/11_ablations.ipynb #ab000018
@@ -353,8 +361,12 @@ def noise_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **kw)
     return run_study('noise', cases, runs, seed, preset, **kw)
 
 def robust_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **kw)->tuple[list, go.Figure]:
-    "Ablation: the robust score (gm) against trimmed under noise (ours). `run_study('robust', …)`."
+    "Ablation: the robust score (gm) against trimmed under noise, and wider / noise-adaptive polishes (ours). `run_study('robust', …)`."
     return run_study('robust', cases, runs, seed, preset, **kw)
+
+def denoise_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **kw)->tuple[list, go.Figure]:
+    "Ablation: the cloud denoised (MLS) before registering it, under noise and outliers (ours). `run_study('denoise', …)`."
+    return run_study('denoise', cases, runs, seed, preset, **kw)
 
 STUDY_FUNCTIONS = {k: globals()[f'{k}_study'] for k in STUDIES} # name → the study's function
 
