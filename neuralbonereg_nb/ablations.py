@@ -185,7 +185,9 @@ NO_POLISH = dict(icp_thresholds_mm=(), plane_icp_mm=0.0) # a NeuralReg variant w
 
 STUDIES = {s.name: s for s in (
     Study('depth', 'shared-encoder depth', (('depth 0', _V(_OURS, depth=0), 'RRE 9.43°'), ('depth 1', _V(_OURS, depth=1), 'RRE ≈ 4°'),
-          ('depth 2', _V(_OURS, depth=2), ''), ('depth 4 (ours, official)', _OURS, 'gains up to ≈ 3 layers'))),
+          ('depth 2', _V(_OURS, depth=2), ''), ('depth 4 (ours, official)', _OURS, 'gains up to ≈ 3 layers'),
+          ('depth 0, the official loop (official init, no re-scoring, no polish)', _V('neuralbonereg_official', depth=0), 'RRE 9.43°'),
+          ('depth 4, the official loop', 'neuralbonereg_official', 'RRE 1.83° UB100k'))),
     Study('heads', 'number of pose heads H', (('H 250', _V(_OURS, n_heads=250), ''), ('H 500', _V(_OURS, n_heads=500), ''),
           ('H 1000 (ours fast_cpu)', _OURS, ''), ('H 2000 (official UB100k)', _V(_OURS, n_heads=2000), 'official UB100k')),
           gpu_rows=(('H 5000 (paper, official Hip)', _V(_OURS, n_heads=5000), 'chosen: RR 0.886 with 32 / 64'),)),
