@@ -14,15 +14,15 @@ from plotly.subplots import make_subplots
 from tqdm.auto import tqdm
 from .frames import apply_transform, compose, invert_transform, check_points
 from .files import cache_dir, content_hash, safe_output, write_atomic
-from .data import Case, load_bone, load_case, load_vertebra, data_root, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS
+from .data import Case, load_bone, load_case, load_vertebra, data_root, SPINEDEPTH_SPECIMENS, LUMBAR_LEVELS, REAL_CASES
 from .simulate import USSweepConfig, RGBDConfig, simulate_us_sweep, simulate_rgbd_view, soft_tissue_window, mesh_from_points
 from .metrics import (perturbation_runs, evaluation_sample, filtered_target, evaluate_registration, summarize,
                                       RTE_MAX_MM, RRE_MAX_DEG, PROTOCOLS)
 
 # %% auto #0
 __all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'CSV_FIELDS', 'PAPER_RESULTS', 'embedded_case', 'spine_case',
-           'suite_cases', 'task_seed', 'code_hash', 'task_key', 'run_benchmark', 'benchmark_table', 'format_table',
-           'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
+           'suite_cases', 'task_seed', 'make_method', 'code_hash', 'task_key', 'run_benchmark', 'benchmark_table',
+           'format_table', 'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
 
 # %% ../nbs/10_benchmark.ipynb #62ef2792
 SUITES = ('real', 'embedded', 'spine')
@@ -57,10 +57,10 @@ def spine_case(specimen:int=2, # SpineDepth specimen 2–6
 def suite_cases(suite:str, # 'real', 'embedded' or 'spine'
                 limit:int|None=None, # keep only the first `limit` cases (quick runs)
                )->list[Case]:
-    "The cases of a suite, each with preop geometry, intraop cloud (mm) and T_gt. Raises `ValueError` for an unknown suite, `FileNotFoundError` when the shared data is absent."
-    if suite == 'real':
-        c = load_case('ultrabones_fibula'); c.meta.update(suite='real', kind='real tracked US')
-        cases = [c]
+    "The cases of a suite (`real`: every case of `data.REAL_CASES`), each with preop geometry, intraop cloud (mm) and T_gt. Raises `ValueError` for an unknown suite, `FileNotFoundError` when the shared data is absent."
+    if suite == 'real':  # every real CT + tracked-US case: the UltraBones100k fibula, the UltraBonesHip specimen00 femurs and pelvis
+        cases = [load_case(n) for n in REAL_CASES[:limit]]
+        for c in cases: c.meta.update(suite='real', kind='real tracked US')
     elif suite == 'embedded': cases = [embedded_case(b) for b in list(EMBEDDED)[:limit]]
     elif suite == 'spine':
         keys = [(s, l) for s in SPINEDEPTH_SPECIMENS for l in LUMBAR_LEVELS][:limit]
@@ -129,16 +129,26 @@ def _model(model)->'PreopModel':
             with tempfile.TemporaryDirectory() as d: (Path(d) / 'model.pt').write_bytes(model); _MODELS[key] = PreopModel.load(Path(d) / 'model.pt')
     return _MODELS[key]
 
+# %% ../nbs/10_benchmark.ipynb #ab10mk02
+def make_method(name:str, # a key of `baselines.METHODS`, or a variant 'method[field=value,…]' of one
+                preset:str='fast_cpu', # 'test', 'fast_cpu' or 'paper'
+               ):
+    "The registrar a benchmark method name stands for (`baselines.make_registrar`; a variant: `ablations.variant_registrar`). Raises `ValueError` for an unknown method, preset or field."
+    if '[' in str(name):
+        from neuralbonereg_nb.ablations import variant_registrar
+        return variant_registrar(name, preset)
+    from neuralbonereg_nb.baselines import make_registrar
+    return make_registrar(name, preset)
+
 # %% ../nbs/10_benchmark.ipynb #168071d6
 def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:int, method:str, preset:str, model_path:str|bytes, seed:int)->dict:
     "One (case, run, method): register, score, time. Errors are recorded, not raised, so one failure does not stop a suite."
-    from neuralbonereg_nb.baselines import make_registrar
     preop = _model(model_path)
     s = task_seed(seed, case['name'], run, method)
     rec = dict(suite=case['suite'], case=case['name'], kind=case['kind'], method=method, preset=preset, run=run, seed=s, n_points=len(X))
     t0 = time.perf_counter()
     try:
-        reg = make_registrar(method, preset).register(preop, X, seed=s)
+        reg = make_method(method, preset).register(preop, X, seed=s)
         rec.update(evaluate_registration(reg.T, T_gt, X, target), seconds=reg.seconds['total'], score_mm=reg.score_mm,
                    poor=reg.poor, verdict=reg.verdict.kind, error='', T_est=' '.join(f'{v:.6g}' for v in np.asarray(reg.T).ravel()))
     except Exception as e:  # a crashing method is a failed run, with its message kept
@@ -226,7 +236,7 @@ def _dask_client(scheduler, # as `_scheduler_kind`
 
 # %% ../nbs/10_benchmark.ipynb #ae49c7ad
 def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
-                  methods=('neuralbonereg', 'fpfh_ransac_icp', 'pca_icp'), # registrar names (`baselines.METHODS`)
+                  methods=('neuralbonereg', 'fpfh_ransac_icp', 'pca_icp'), # registrar names (`baselines.METHODS`) or variants of them (`make_method`)
                   runs:int=10, # seeded perturbation runs per case
                   seed:int=0, # benchmark seed: perturbations and task seeds
                   preset:str='fast_cpu', # registration preset of every method (test, fast_cpu, paper)
@@ -242,7 +252,7 @@ def run_benchmark(cases:list, # `data.Case`s (e.g. from `suite_cases`)
     interrupted suite resumes where it stopped and an unchanged one is read back, not re-run; failed tasks are not kept."""
     from neuralbonereg_nb.baselines import METHODS
     methods = [methods] if isinstance(methods, str) else list(methods)
-    bad = [m for m in methods if m not in METHODS]
+    bad = [m for m in methods if str(m).split('[')[0] not in METHODS]  # a variant 'method[field=value,…]' names its method (`make_method`)
     if bad: raise ValueError(f"unknown methods {bad}; choose from {', '.join(METHODS)}.")
     if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}.")
     if not cases: raise ValueError("no cases to run; e.g. run_benchmark(suite_cases('embedded'), ...).")

@@ -204,6 +204,39 @@ def cmd_register(args)->int:
           f"seconds={reg.seconds['total']:.1f} output={out.resolve()}" + (f" report={report.resolve()}" if report is not None else ''))
     return v.exit_code
 
+# %% ../nbs/12_cli.ipynb #ab12nz02
+def _nonnegative_mm(s:str)->float:
+    "argparse type of --noise-mm: a float ≥ 0."
+    v = float(s)
+    if not (np.isfinite(v) and v >= 0): raise argparse.ArgumentTypeError(f"must be a number of mm ≥ 0, got {s}")
+    return v
+
+def _outlier_fraction(s:str)->float:
+    "argparse type of --outliers: a fraction in [0, 1)."
+    v = float(s)
+    if not 0 <= v < 1: raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1), e.g. 0.1 for 10 %, got {s}")
+    return v
+
+def _noise_args(q):
+    "--noise-mm, --outliers and --score-mode of `evaluate`."
+    q.add_argument('--noise-mm', type=_nonnegative_mm, default=0.0, metavar='S', help='add Gaussian noise of S mm (sigma per axis) to every perturbed cloud before registering it; the metrics use the clean cloud')
+    q.add_argument('--outliers', type=_outlier_fraction, default=0.0, metavar='F', help='then add uniform outliers (the bounding box + 20 mm), a fraction F of the registered cloud')
+    q.add_argument('--denoise-mm', default=None, metavar='R', help="denoise the (corrupted) cloud before registering it: MLS at radius R mm, or 'auto' (2.5 x its noise; ablations.denoise_cloud)")
+    q.add_argument('--score-mode', default=None, choices=('mean', 'trimmed', 'median', 'max', 'meanmax', 'gm'),
+                   help="the search's score (default: the preset's, trimmed); gm: robust Geman-McClure, its scale annealed 30 -> 3 mm")
+
+def _register_input(p, args):
+    "The cloud `evaluate` registers: p, or p corrupted as --noise-mm / --outliers ask (`ablations.corrupt_cloud`, content-seeded), then denoised as --denoise-mm asks."
+    s, f, r = getattr(args, 'noise_mm', 0.0), getattr(args, 'outliers', 0.0), getattr(args, 'denoise_mm', None)
+    if not (s or f or r): return p
+    from neuralbonereg_nb.ablations import corrupt_cloud, denoise_cloud
+    X = corrupt_cloud(p, s, f)
+    return X if r is None else denoise_cloud(X, r if r == 'auto' else float(r))
+
+def _score_override(args)->dict:
+    "score_mode=... for `register` when --score-mode is given."
+    return {'score_mode': args.score_mode} if getattr(args, 'score_mode', None) else {}
+
 # %% ../nbs/12_cli.ipynb #5cfada5c
 def _evaluate(model, geom, points, args, keep=None):
     "Seeded perturbation runs of `register` against a known ground truth (identity); the metrics records, each with the run's verdict."
@@ -213,7 +246,7 @@ def _evaluate(model, geom, points, args, keep=None):
     regs = []
     bar = tqdm(total=args.runs, desc='runs', unit='run', disable=not show_progress(args), file=sys.stderr)
     def fn(p):
-        reg = register(model, p, args.preset, seed=args.seed, mirror_check=False)  # these runs measure the pose; `register` runs the mirror check too
+        reg = register(model, _register_input(p, args), args.preset, seed=args.seed, mirror_check=False, **_score_override(args))  # these runs measure the pose; `register` runs the mirror check too
         regs.append(reg)
         if keep is not None: keep.append((p, reg))
         bar.set_postfix_str(f"run {len(regs) - 1}: {reg.verdict.kind}, score {reg.score_mm:.2f} mm, {reg.seconds['total']:.1f} s", refresh=False)
@@ -415,14 +448,14 @@ def build_parser()->argparse.ArgumentParser:
     e.add_argument('intraop', help='the intraoperative cloud (mm), in the preoperative frame (ground truth = identity)')
     e.add_argument('--report', help='write an HTML report: the per-run table, run 0 before and after')
     e.add_argument('--force', action='store_true', help='replace an existing report')
-    reg_args(e, runs=True); e.set_defaults(func=cmd_evaluate)
+    reg_args(e, runs=True); _noise_args(e); e.set_defaults(func=cmd_evaluate)
     d = _command(sub, 'demo', 'the main job on the embedded default: real CT bone, simulated sweep, fit, register, report', 'neuralbonereg demo --bone fibula')
     d.add_argument('--bone', default='tibia', help='embedded bone (tibia, fibula, hemipelvis_left, ...)')
     d.add_argument('--report', default=DEMO_REPORT, help='HTML report, in the current folder unless a path is given (a free name is chosen if it exists)')
     reg_args(d, runs=True, preop=False); d.set_defaults(func=cmd_demo, runs=3)
     k = _command(sub, 'benchmark', 'cases of a suite × seeded runs × methods: RR, RRE, RTE, CD, HD95, flips, s/call side by side',
                  'neuralbonereg benchmark --suite real --runs 10 --workers 2 --out real.csv --report real.html')
-    k.add_argument('--suite', default='real', choices=('real', 'embedded', 'spine'), help='real: the CT-US fibula; embedded: gias3 bones with simulated sweeps; spine: 25 vertebrae with simulated RGB-D views')
+    k.add_argument('--suite', default='real', choices=('real', 'embedded', 'spine'), help='real: the four real CT-US cases (the UltraBones100k fibula, the UltraBonesHip specimen00 femurs and pelvis); embedded: gias3 bones with simulated sweeps; spine: 25 vertebrae with simulated RGB-D views')
     k.add_argument('--methods', default='neuralbonereg,neuralbonereg_official,fpfh_ransac_icp,fgr_icp,pca_icp,icp',
                    help='comma-separated registrar names (09c_baselines); the first one is summarized on the last line')
     k.add_argument('--limit', type=_positive, default=None, help='only the first N cases of the suite')
@@ -447,6 +480,8 @@ def build_parser()->argparse.ArgumentParser:
     add_x2br_commands(sub, _command, _seed, _positive)  # x2br train / drr / reconstruct / evaluate (30e_x2br_cli)
     from neuralbonereg_nb.end2reg.commands import add_end2reg_commands
     add_end2reg_commands(sub, _command, _seed, _positive)  # end2reg train / register / evaluate (20f_end2reg_cli)
+    from neuralbonereg_nb.ablations import add_ablation_command
+    add_ablation_command(sub, _command, _seed, _positive)  # ablation NAME --runs N --seed S [--cases ...] [-o CSV] (11_ablations)
     return p
 
 # %% ../nbs/12_cli.ipynb #5ace8a0a

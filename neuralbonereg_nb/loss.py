@@ -9,7 +9,8 @@ from typing import Callable
 import torch
 
 # %% auto #0
-__all__ = ['SCORE_MODES', 'TRIM_KEEP', 'transform_points', 'aggregate', 'head_scores', 'StepScores', 'coarse_to_fine']
+__all__ = ['SCORE_MODES', 'TRIM_KEEP', 'ROBUST_MM', 'transform_points', 'aggregate', 'gnc_scale', 'head_scores', 'StepScores',
+           'coarse_to_fine']
 
 # %% ../nbs/06_loss.ipynb #efb3af62
 def transform_points(R:torch.Tensor, # (H, 3, 3) rotations of the heads
@@ -20,14 +21,15 @@ def transform_points(R:torch.Tensor, # (H, 3, 3) rotations of the heads
     return torch.matmul(P, R.transpose(-1, -2)) + t[:, None, :]  # (H, M, 3)
 
 # %% ../nbs/06_loss.ipynb #c99d17be
-SCORE_MODES = ('mean', 'trimmed', 'median', 'max', 'meanmax')
+SCORE_MODES = ('mean', 'trimmed', 'median', 'max', 'meanmax', 'gm')  # gm: Geman–McClure, ours (below)
 TRIM_KEEP = 0.8 # the kept share of the trimmed mean: ours everywhere; the paper preset sets the official 0.7
 
 def aggregate(d:torch.Tensor, # (H, M) distances of each head's points, any unit
               mode:str='trimmed', # one of SCORE_MODES
               trim_keep:float=TRIM_KEEP, # trimmed: fraction of the smallest distances kept
+              robust_scale:float|None=None, # gm: the scale c, in d's unit (ours; see `gnc_scale`)
              )->torch.Tensor: # (H,) one score per head, same unit
-    "Reduce each head's point distances to one score (see explanations/official_code#sec-scores). Raises `ValueError` for an unknown mode or trim_keep ∉ (0, 1]."
+    "Reduce each head's point distances to one score (see explanations/official_code#sec-scores; `gm`: mean of c·d/(c+d), ours). Raises `ValueError` for an unknown mode, trim_keep ∉ (0, 1], or gm without a scale c > 0."
     if mode == 'mean': return d.mean(-1)
     if mode == 'trimmed':
         if not 0 < trim_keep <= 1: raise ValueError(f"trim_keep must be in (0, 1], got {trim_keep}.")
@@ -36,7 +38,23 @@ def aggregate(d:torch.Tensor, # (H, M) distances of each head's points, any unit
     if mode == 'median': return d.median(-1).values
     if mode == 'max': return d.max(-1).values
     if mode == 'meanmax': return 0.5 * d.mean(-1) + 0.5 * d.max(-1).values
+    if mode == 'gm':
+        if robust_scale is None or not robust_scale > 0: raise ValueError(f"score mode 'gm' needs robust_scale c > 0 (in the distances' unit), got {robust_scale}.")
+        return (robust_scale * d / (robust_scale + d)).mean(-1)  # Geman–McClure on unsigned distances: ≈ d near 0, → c far away
     raise ValueError(f"unknown score mode {mode!r}; choose one of {SCORE_MODES}.")
+
+# %% ../nbs/06_loss.ipynb #a7c1e0d2
+ROBUST_MM = (30.0, 3.0) # gm: the scale c anneals from the first to the second value over the steps, mm (ours)
+
+def gnc_scale(step:int, # this step, 0 … steps − 1
+              steps:int, # all steps
+              start:float=ROBUST_MM[0], # c at step 0
+              end:float=ROBUST_MM[1], # c at the last step
+             )->float: # c at this step, the unit of start / end
+    "The annealed Geman–McClure scale: geometric from `start` to `end` (graduated non-convexity, ours). Raises `ValueError` for a scale ≤ 0."
+    if not (start > 0 and end > 0): raise ValueError(f"the gm scales must be > 0, got {start}, {end}: e.g. {ROBUST_MM}.")
+    f = step / max(int(steps) - 1, 1)
+    return float(start * (end / start) ** min(max(f, 0.0), 1.0))
 
 # %% ../nbs/06_loss.ipynb #a84b2bdf
 def head_scores(field:Callable, # normalized points (..., 3) → distances (...), normalized units (e.g. PreopModel.field_norm)
@@ -45,10 +63,11 @@ def head_scores(field:Callable, # normalized points (..., 3) → distances (...)
                 P:torch.Tensor, # (M, 3) source points, normalized units
                 mode:str='trimmed', # aggregation (see explanations/official_code#sec-scores)
                 trim_keep:float=TRIM_KEEP, # for 'trimmed'
+                robust_scale:float|None=None, # for 'gm': c, normalized units
                )->torch.Tensor: # (H,) scores, normalized units
     "Score every head on the points P: aggregate the field at R_h P + t_h (step 2 in explanations/official_code#sec-loss)."
     d = field(transform_points(R, t, P))  # (H, M)
-    return aggregate(d, mode, trim_keep)
+    return aggregate(d, mode, trim_keep, robust_scale)
 
 # %% ../nbs/06_loss.ipynb #1771c284
 @dataclass
@@ -67,14 +86,15 @@ def coarse_to_fine(field:Callable, # normalized points (..., 3) → distances (.
                    scale_mm:float=1.0, # the normalization scale, to report scores and the loss in mm
                    mode:str='trimmed', # aggregation, the same for coarse and fine (see explanations/official_code#sec-scores)
                    trim_keep:float=TRIM_KEEP, # for 'trimmed'
+                   robust_scale:float|None=None, # for 'gm': c this step, normalized units (`gnc_scale`)
                   )->StepScores:
     "The official coarse-to-fine score and loss of one step (see explanations/official_code#sec-loss): all heads on C, the top K re-scored on S, mean over heads in mm."
     H = R.shape[0]
     n_coarse, top_k = min(int(n_coarse), S.shape[0]), min(int(top_k), H)
-    coarse = head_scores(field, R, t, S[:n_coarse], mode, trim_keep)  # (H,), with gradient
+    coarse = head_scores(field, R, t, S[:n_coarse], mode, trim_keep, robust_scale)  # (H,), with gradient
     if top_k == 0: return StepScores(coarse.mean() * scale_mm, coarse.detach() * scale_mm, coarse.new_zeros(0, dtype=torch.long))
     top = torch.topk(coarse.detach(), top_k, largest=False).indices  # (K,) best coarse first
-    fine = head_scores(field, R[top], t[top], S, mode, trim_keep)  # (K,) on all of S
+    fine = head_scores(field, R[top], t[top], S, mode, trim_keep, robust_scale)  # (K,) on all of S
     mixed = coarse.index_put((top,), fine)  # (H,) top-K entries overwritten, out of place
     mixed = mixed * scale_mm  # mm
     return StepScores(mixed.mean(), mixed.detach(), top)

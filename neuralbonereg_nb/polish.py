@@ -92,10 +92,11 @@ def score_mm(field, # a DistanceField (`03a_fields`): `udf` in mm
              X_mm, # (M, 3) registered points, preop frame, mm
              mode:str='trimmed', # aggregation (`loss.aggregate`)
              trim_keep:float=TRIM_KEEP, # for 'trimmed'
+             robust_mm:float|None=None, # for 'gm': the Geman–McClure scale c, mm
             )->float: # the aggregated distance, mm
     "The registration score: the field's distance at the registered points, aggregated like the search's (see explanations/official_code#sec-scores)."
     d = torch.as_tensor(field.udf(X_mm), dtype=torch.float64)[None]  # (1, M) mm
-    return float(aggregate(d, mode, trim_keep)[0])
+    return float(aggregate(d, mode, trim_keep, robust_mm)[0])
 
 # %% ../nbs/06a_polish.ipynb #e890ca71
 def registration_score_mm(field, # a DistanceField: `udf` in mm

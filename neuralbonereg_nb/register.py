@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from .frames import (check_cloud, apply_transform, quat_to_matrix, matrix_to_quat, rotation_angle_deg,
                                      quat_to_matrix_t, pick_device)
 from .presets import PresetTable, check_positive, check_nonnegative, check_fraction, check_choice
-from .loss import coarse_to_fine, head_scores, SCORE_MODES, TRIM_KEEP
+from .loss import coarse_to_fine, head_scores, gnc_scale, SCORE_MODES, TRIM_KEEP, ROBUST_MM
 from .polish import icp_point_to_point, plane_stage, score_mm, registration_score_mm
 from .verdict import CloudShape, Verdict, cloud_shape, judge
 from .fields import DistanceField, GridDistanceField, check_field
@@ -21,9 +21,9 @@ from .so3 import plot_hypotheses, quat_to_rotvec
 from .viz import downsample
 
 # %% auto #0
-__all__ = ['REGISTRATION_PRESETS', 'MIRROR', 'RegistrationConfig', 'registration_config', 'pose_to_transform', 'Registration',
-           'Search', 'search', 'search_field', 'Candidates', 'rescore', 'polish_modes', 'run_registration', 'register',
-           'plot_search']
+__all__ = ['REGISTRATION_PRESETS', 'NOISE_K', 'MIRROR', 'RegistrationConfig', 'registration_config', 'pose_to_transform',
+           'Registration', 'Search', 'search', 'search_field', 'Candidates', 'rescore', 'residual_sigma_mm',
+           'polish_modes', 'run_registration', 'register', 'plot_search']
 
 # %% ../nbs/07_register.ipynb #1c071698
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class RegistrationConfig:
     lr:float = 1e-3 # Adam learning rate (official 1e-3)
     score_mode:str = 'trimmed' # aggregation (see explanations/official_code#sec-scores)
     trim_keep:float = TRIM_KEEP # for 'trimmed': 0.8 (official UltraBones100k 0.7)
+    robust_mm:tuple = ROBUST_MM # for 'gm' (ours): the Geman–McClure scale c anneals from the first to the second value over the steps (`loss.gnc_scale`), mm; the re-scoring and the polish use the second
     search_grid:int = 0 # > 0: the search reads a search_grid³ grid of the field's own values instead of the field (ours); 0: the field
     halving_steps:tuple = () # successive halving (ours): at each of these steps the worse half of the searching heads stops
     amp:bool = True # float16 autocast for the optimization, on CUDA only (official); never on CPU
@@ -55,6 +56,7 @@ class RegistrationConfig:
     mode_sep_deg:float = 20.0 # candidates are distinct modes when their rotations differ by more than this
     mode_sep_mm:float = 20.0 # … or their centroids land farther apart than this, mm
     mirror_check:bool = True # also register the cloud's mirror image; the verdict is ambiguous if it fits as well (ours, `06b_verdict`): twice the time
+    noise_adaptive:bool = False # widen the polish's ICP thresholds (and the gm scale) to NOISE_K × the noise the best candidate's residuals show (ours, `polish_modes`)
     official_only:bool = False # skip the candidate re-scoring and the polish: return the official best-tracked pose
 
     def __post_init__(self):
@@ -62,6 +64,7 @@ class RegistrationConfig:
         check_positive(self, 'n_heads', 'n_points', 'n_coarse', 'steps', 'n_candidates', 'rescore_points', 'icp_points', 'n_polish', 'lr')
         check_nonnegative(self, 'top_k', 'plane_icp_mm')  # plane_icp_mm = 0 turns the point-to-plane stage off
         check_fraction(self, 'trim_keep', closed=True)
+        if len(self.robust_mm) != 2 or not all(np.isfinite(c) and c > 0 for c in self.robust_mm): raise ValueError(f"robust_mm must be two scales > 0 (start, end) in mm, got {self.robust_mm}: e.g. {ROBUST_MM}.")
         if self.search_grid and not 8 <= self.search_grid <= 1024: raise ValueError(f"search_grid must be 0 (off) or in [8, 1024], got {self.search_grid}.")
         if any(int(s) != s or s < 1 for s in self.halving_steps): raise ValueError(f"halving_steps must be steps ≥ 1, got {self.halving_steps}.")
 
@@ -146,6 +149,7 @@ def search(field:DistanceField, # the preoperative field, on P's device
           )->Search:
     "The optimization loop of NeuralReg (see explanations/official_code#sec-loss): H heads, coarse-to-fine scores, one Adam step per step, both kinds of best; successive halving of the heads at `cfg.halving_steps` (ours)."
     dev, N, H, scale = P.device, len(P), cfg.n_heads, float(field.normalization.scale_mm)
+    c_gm = lambda step: gnc_scale(step, cfg.steps, *cfg.robust_mm) / scale if cfg.score_mode == 'gm' else None  # annealed c, normalized (ours)
     g = torch.Generator().manual_seed(int(seed))
     net = NeuralReg(H, cfg.depth, cfg.width, cfg.init, learn_q0=cfg.learn_q0, seed=seed).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
@@ -161,7 +165,7 @@ def search(field:DistanceField, # the preoperative field, on P's device
         with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
             q_all, t_all = net()  # (H, 4), (H, 3)
             q, t = q_all[active], t_all[active]  # (A, 4), (A, 3)
-            out = coarse_to_fine(field.field_norm, quat_to_matrix_t(q), t, S, cfg.n_coarse, cfg.top_k, scale, cfg.score_mode, cfg.trim_keep)
+            out = coarse_to_fine(field.field_norm, quat_to_matrix_t(q), t, S, cfg.n_coarse, cfg.top_k, scale, cfg.score_mode, cfg.trim_keep, c_gm(step))
         sc, qd, td = out.scores.float(), q.detach().float(), t.detach().float()  # (A,) mm, before the update
         better = sc < head_s[active]  # per-head best tracking (ours): b_h = min_k s_h
         up = active[better]; head_s[up] = sc[better]; head_q[up] = qd[better]; head_t[up] = td[better]
@@ -220,10 +224,21 @@ def rescore(field:DistanceField, # the preoperative field
     cq, ct = s.head_q[keep], s.head_t[keep]  # (C, 4), (C, 3)
     sub = torch.as_tensor(rng.permutation(len(P))[:cfg.rescore_points], device=P.device)
     with torch.no_grad():
-        rs = torch.cat([head_scores(field.field_norm, quat_to_matrix_t(cq[i:i + 16]), ct[i:i + 16], P[sub], cfg.score_mode, cfg.trim_keep)
+        rs = torch.cat([head_scores(field.field_norm, quat_to_matrix_t(cq[i:i + 16]), ct[i:i + 16], P[sub], cfg.score_mode, cfg.trim_keep,
+                                    cfg.robust_mm[1] / field.normalization.scale_mm)
                         for i in range(0, len(cq), 16)]).double().cpu().numpy() * field.normalization.scale_mm  # (C,) mm
     Ts = pose_to_transform(cq.double().cpu().numpy(), ct.double().cpu().numpy(), c_src, field.normalization)  # (C, 4, 4)
     return Candidates(Ts, rs, _distinct_modes(Ts, np.argsort(rs), c_src, cfg.mode_sep_deg, cfg.mode_sep_mm), sub.cpu().numpy())
+
+# %% ../nbs/07_register.ipynb #ab07nz01
+NOISE_K = 2.5 # noise_adaptive: the ICP thresholds and the gm scale are at least this many σ̂ (ours)
+
+def residual_sigma_mm(field:DistanceField, # the preoperative field (`udf` in mm)
+                      X_mm:np.ndarray, # (M, 3) registered points, preop frame, mm
+                     )->float: # σ̂, mm
+    "The cloud's noise as its residuals show it at a pose: median(d) / 0.6745, the σ of Gaussian noise normal to the surface whose unsigned distances d are half-normal (a MAD scale, as in IRLS; ours)."
+    d = np.asarray(field.udf(X_mm), np.float64)
+    return float(np.median(d) / 0.6745)
 
 # %% ../nbs/07_register.ipynb #4b632c59
 def polish_modes(field:DistanceField, # the preoperative field (surface samples for ICP, udf for scores)
@@ -237,16 +252,20 @@ def polish_modes(field:DistanceField, # the preoperative field (surface samples 
     tree, _ = field.surface_tree()
     src = pts[rng.permutation(len(pts))[:cfg.icp_points]]
     X_eval = pts[cand.subset]
-    score_fn = lambda T: score_mm(field, apply_transform(T, X_eval), cfg.score_mode, cfg.trim_keep)
+    thr, plane_mm, c_mm = tuple(cfg.icp_thresholds_mm), cfg.plane_icp_mm, cfg.robust_mm[1]
+    if cfg.noise_adaptive:  # the scales follow the cloud's noise (ours): σ̂ from the best candidate's residuals
+        k = NOISE_K * residual_sigma_mm(field, apply_transform(cand.T[cand.modes[0]], X_eval))
+        thr, plane_mm, c_mm = tuple(max(t, k) for t in thr), (max(plane_mm, k) if plane_mm > 0 else 0.0), max(c_mm, k)
+    score_fn = lambda T: score_mm(field, apply_transform(T, X_eval), cfg.score_mode, cfg.trim_keep, c_mm)
     polished = []
     for k, i in enumerate(cand.modes):
         if k < cfg.n_polish:
-            T = icp_point_to_point(src, tree, cand.T[i], cfg.icp_thresholds_mm, cfg.icp_iters)
+            T = icp_point_to_point(src, tree, cand.T[i], thr, cfg.icp_iters)
             polished.append((T, score_fn(T), cand.T[i]))
         else: polished.append((cand.T[i], float(cand.scores_mm[i]), cand.T[i]))
     order = sorted(range(len(polished)), key=lambda k: polished[k][1])
     T_win, s_win, T_raw = polished[order[0]]
-    if cfg.plane_icp_mm > 0: T_win, s_win = plane_stage(field, src, T_win, s_win, score_fn, cfg.plane_icp_mm, cfg.plane_icp_iters)
+    if plane_mm > 0: T_win, s_win = plane_stage(field, src, T_win, s_win, score_fn, plane_mm, cfg.plane_icp_iters)
     runner = []
     for k in order[1:]:
         T, sc, _ = polished[k]
@@ -280,7 +299,7 @@ def _search_polish_stages(field, searched, pts, cfg, seed, dev, snapshot_steps, 
     t0 = time.perf_counter(); s = search(searched, P, cfg, seed, snapshot_steps, bar); sec['optimize'] = sec.get('optimize', 0.0) + time.perf_counter() - t0
     if cfg.official_only:
         T = pose_to_transform(s.best_q.double().numpy(), s.best_t.double().numpy(), c_src, field.normalization)
-        score = score_mm(field, apply_transform(T, pts[rng.permutation(len(pts))[:cfg.rescore_points]]), cfg.score_mode, cfg.trim_keep)
+        score = score_mm(field, apply_transform(T, pts[rng.permutation(len(pts))[:cfg.rescore_points]]), cfg.score_mode, cfg.trim_keep, cfg.robust_mm[1])
         sec.setdefault('rescore', 0.0); sec.setdefault('polish', 0.0)
         return T, score, None, [], s
     if bar is not None: bar.set_postfix_str(f"best {s.best_mm:.2f} mm, re-scoring {cfg.n_candidates} heads")
