@@ -223,7 +223,8 @@ STUDIES = {s.name: s for s in (
     Study('denoise', 'denoising the cloud before the search (MLS, noise-adaptive radius; ours)', (('σ 0, denoised', _V(_OURS, denoise_mm='auto'), 'RR 0.886'),
           ('σ 1 mm, denoised', _V(_OURS, noise_mm=1, denoise_mm='auto'), 'RR 0.829 (raw)'), ('σ 2 mm, denoised', _V(_OURS, noise_mm=2, denoise_mm='auto'), ''),
           ('σ 4 mm, denoised', _V(_OURS, noise_mm=4, denoise_mm='auto'), 'RR < 0.5 (raw)'), ('gm σ 4 mm, denoised', _V(_OURS, score_mode='gm', noise_mm=4, denoise_mm='auto'), ''),
-          ('σ 8 mm, denoised', _V(_OURS, noise_mm=8, denoise_mm='auto'), ''), ('outliers 30 %, denoised', _V(_OURS, outliers=0.3, denoise_mm='auto'), ''))),
+          ('σ 8 mm, denoised', _V(_OURS, noise_mm=8, denoise_mm='auto'), ''), ('outliers 30 %, denoised', _V(_OURS, outliers=0.3, denoise_mm='auto'), ''),
+          ('σ 0, denoised at r = 10 mm', _V(_OURS, denoise_mm=10.0), ''), ('σ 4 mm, denoised at r = 10 mm', _V(_OURS, noise_mm=4, denoise_mm=10.0), ''))),
 )}
 
 # %% ../nbs/11_ablations.ipynb #ab000018

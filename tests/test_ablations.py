@@ -66,3 +66,25 @@ def test_cli_parsers_have_the_ablation_and_noise_options():
     assert (a.name, a.runs, a.seed, a.cases, a.preset, a.output, a.func) == ('noise', 2, 1, 'ultrabones_fibula', 'test', 'n.csv', ab.ablation_command)
     e = build_parser().parse_args(['evaluate', 'fibula', 'x.xyz', '--noise-mm', '4', '--outliers', '0.1', '--score-mode', 'gm'])
     assert (e.noise_mm, e.outliers, e.score_mode) == (4.0, 0.1, 'gm')
+
+
+def test_denoise_cloud_removes_noise_and_sparse_outliers_and_leaves_a_clean_cloud_alone():
+    g = np.random.default_rng(0)
+    u, v = g.uniform(-40, 40, (2, 20_000))
+    Z = np.stack([u, v, 0.01 * u * u], -1)  # a curved sheet, mm
+    err = lambda P: np.median(np.abs(P[:, 2] - 0.01 * P[:, 0] ** 2))
+    noisy = Z + 2.0 * g.standard_normal(Z.shape)
+    assert err(ab.denoise_cloud(noisy, 'auto', max_points=2000)) < 0.3 * err(noisy)
+    assert ab.denoise_radius_mm(Z) == 0.0  # clean: no smoothing
+    O = np.concatenate([Z, g.uniform(-60, 60, (2000, 3))])
+    assert len(ab.denoise_cloud(O, 0.0, max_points=len(O))) < len(Z) + 100  # the sparse outliers are dropped
+    r = make_method('neuralbonereg[noise_mm=4,denoise_mm=auto]', 'test')
+    assert isinstance(r, ab.CorruptedInput) and r.denoise_mm == 'auto'
+
+
+def test_residual_sigma_follows_the_noise(tibia_field, partial_cloud):
+    from neuralbonereg_nb.register import residual_sigma_mm
+    _, field = tibia_field
+    X = partial_cloud(field, 40.0)
+    s0, s3 = residual_sigma_mm(field, X), residual_sigma_mm(field, X + 3.0 * np.random.default_rng(0).standard_normal(X.shape))
+    assert s0 < 1.0 and 2.0 < s3 < 4.0
