@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
-from ..data import sample_surface, surface_distance, require_data, LUMBAR_LEVELS
+from ..data import sample_surface, surface_distance, data_folder, LUMBAR_LEVELS
 from ..files import cache_dir, content_hash, file_sha256, safe_output, write_atomic
 from ..frames import apply_transform, invert_transform, random_perturbation
 from ..metrics import chamfer_mm
@@ -105,7 +105,7 @@ def axes_from_geometry(geometry:XrayGeometry, # source and detector, world frame
 
 # %% ../../nbs/30d_evaluate.ipynb #3a8ee4c7
 def _template_files(level:str, specimens, folder)->list:
-    root = require_data('spinedepth_vertebrae') if folder is None else Path(folder)
+    root = data_folder('spinedepth_vertebrae') if folder is None else Path(folder)
     files = [root / f'specimen{s:02d}_{level}.ply' for s in specimens]
     for f in files:
         if not f.is_file(): raise FileNotFoundError(f'no vertebra file {f.name} in {root} (needed for the {level} template); vertebra files are named specimenNN_LK.ply')
