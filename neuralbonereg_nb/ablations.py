@@ -4,169 +4,22 @@
 
 # %% ../nbs/11_ablations.ipynb #ab000006
 from __future__ import annotations
-import ast, re
 from dataclasses import dataclass
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from .files import content_hash, safe_output
+from .files import safe_output
 # the rest of the package (torch, Open3D) is imported where it is used, so that the console script starts fast
 
 # %% auto #0
-__all__ = ['CORRUPTIONS', 'DENOISE_K', 'NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'variant_name', 'parse_variant',
-           'corrupt_cloud', 'denoise_radius_mm', 'denoise_cloud', 'CorruptedInput', 'variant_registrar', 'Study',
-           'real_cases', 'tiny_case', 'study_rows', 'study_records', 'study_table', 'format_study', 'plot_study',
-           'run_study', 'depth_study', 'heads_study', 'refine_study', 'coarse_study', 'score_study', 'init_study',
-           'field_study', 'optimizer_study', 'noise_study', 'robust_study', 'denoise_study', 'ablation_command',
-           'add_ablation_command']
+__all__ = ['NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'Study', 'real_cases', 'tiny_case', 'study_rows', 'study_records',
+           'study_table', 'format_study', 'plot_study', 'run_study', 'depth_study', 'heads_study', 'refine_study',
+           'coarse_study', 'score_study', 'init_study', 'field_study', 'optimizer_study', 'noise_study', 'robust_study',
+           'denoise_study', 'ablation_command', 'add_ablation_command']
 
-# %% ../nbs/11_ablations.ipynb #ab000009
-CORRUPTIONS = ('noise_mm', 'outliers', 'denoise_mm') # variant fields that change the intraoperative cloud (`corrupt_cloud`, then `denoise_cloud`), not the method
-
-def _literal(v:str):
-    "A variant value: a Python literal, else the bare word as a string."
-    try: return ast.literal_eval(v)
-    except (ValueError, SyntaxError): return v
-
-def _split_top(body:str)->list[str]:
-    "Split at commas that are not inside brackets: 'a=1,b=(2, 3)' → ['a=1', 'b=(2, 3)']."
-    parts, depth, cur = [], 0, ''
-    for ch in body:
-        depth += ch in '([{'; depth -= ch in ')]}'
-        if ch == ',' and depth == 0: parts.append(cur); cur = ''
-        else: cur += ch
-    return parts + [cur] if cur.strip() else parts
-
-def variant_name(method:str, # a key of `baselines.METHODS`
-                 **overrides, # config fields to change, and `noise_mm` / `outliers`
-                )->str: # e.g. 'neuralbonereg[depth=0]'; the method itself without overrides
-    "The name of a method variant, which `parse_variant` reads back. Raises `ValueError` for an unknown method."
-    from neuralbonereg_nb.baselines import METHODS
-    if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    return _name(method, **overrides)
-
-def _name(method:str, **overrides)->str:
-    "variant_name without the method check."
-    if not overrides: return method
-    return f"{method}[{','.join(f'{k}={v}' if isinstance(v, str) else f'{k}={v!r}' for k, v in overrides.items())}]"
-
-def parse_variant(name:str, # 'method' or 'method[field=value,…]'
-                 )->tuple[str, dict]: # (method, overrides)
-    "Read a variant name back into the method and its overrides. Raises `ValueError` for a malformed name or an unknown method."
-    m = re.fullmatch(r'\s*(\w+)\s*(?:\[(.*)\])?\s*', str(name))
-    if not m: raise ValueError(f"bad variant name {name!r}; write method[field=value,...], e.g. neuralbonereg[depth=0].")
-    method, body = m.groups()
-    from neuralbonereg_nb.baselines import METHODS
-    if method not in METHODS: raise ValueError(f"unknown method {method!r} in variant {name!r}; choose one of {', '.join(METHODS)}.")
-    overrides = {}
-    for part in _split_top(body or ''):
-        k, eq, v = part.partition('=')
-        if not eq or not k.strip().isidentifier(): raise ValueError(f"bad field {part!r} in variant {name!r}; write field=value, e.g. depth=0.")
-        overrides[k.strip()] = _literal(v.strip())
-    return method, overrides
-
-# %% ../nbs/11_ablations.ipynb #ab00000c
-def corrupt_cloud(points_mm, # (N, 3) intraoperative cloud, mm
-                  noise_mm:float=0.0, # σ of the isotropic Gaussian noise per axis, mm
-                  outliers:float=0.0, # fraction F ∈ [0, 1) of the returned cloud that is uniform outliers
-                  seed:int|None=None, # None → seeded by the cloud's content (the same corruption for every method)
-                  pad_mm:float=20.0, # the outliers' box: the cloud's bounding box grown by this, mm
-                 )->np.ndarray: # (N + round(F N / (1 − F)), 3) mm: the noisy points, then the outliers
-    "The cloud with Gaussian noise and uniform outliers (the paper's noise ablation, spec §5.2; outliers ours). Raises `ValueError` for σ < 0 or F ∉ [0, 1)."
-    from neuralbonereg_nb.frames import check_points
-    X = check_points(points_mm, 'points_mm')
-    if not (np.isfinite(noise_mm) and noise_mm >= 0): raise ValueError(f"noise_mm must be ≥ 0 (mm), got {noise_mm}.")
-    if not 0 <= outliers < 1: raise ValueError(f"outliers must be a fraction in [0, 1), got {outliers}: e.g. 0.1 for 10 %.")
-    rng = np.random.default_rng(int(content_hash(X)[:15], 16) if seed is None else int(seed))
-    Y = X + float(noise_mm) * rng.standard_normal(X.shape)  # drawn even for σ = 0: the outliers do not depend on σ
-    n_out = int(round(outliers * len(X) / (1 - outliers)))
-    O = rng.uniform(X.min(0) - pad_mm, X.max(0) + pad_mm, (n_out, 3))
-    return np.concatenate([Y, O])
-
-# %% ../nbs/11_ablations.ipynb #ab00000f
-DENOISE_K = 2.5 # denoise_mm='auto': the radius is this many times the cloud's noise estimate
-
-def denoise_radius_mm(points_mm, # (N, 3) intraoperative cloud, mm
-                      k:float=DENOISE_K, # radius per noise σ̂
-                      min_mm:float=2.0, # below this radius: no smoothing (0)
-                      max_mm:float=12.0, # the radius's cap, mm
-                     )->float: # the smoothing radius, mm (0: none)
-    "The MLS radius for a cloud: k × its noise (`verdict.cloud_shape` at a 10 mm neighbourhood), 0 below min_mm, capped at max_mm (ours)."
-    from neuralbonereg_nb.verdict import cloud_shape
-    r = k * cloud_shape(points_mm, radius_mm=10.0).noise_mm
-    return 0.0 if not np.isfinite(r) or r < min_mm else float(min(r, max_mm))
-
-def denoise_cloud(points_mm, # (N, 3) intraoperative cloud, mm
-                  radius_mm:float|str='auto', # MLS neighbourhood radius, mm; 'auto' → `denoise_radius_mm`; 0 → only drop sparse points
-                  max_points:int=20_000, # query points (a seeded subset): the denoised cloud's size at most
-                  max_neighbours:int=200, # neighbours per fit (a seeded subset of the ball)
-                  min_neighbours:int=20, # a point with fewer neighbours within max(radius, 3 mm) is dropped as an outlier
-                  seed:int=0, # the subsets
-                 )->np.ndarray: # (M, 3) denoised points, the same frame, mm (M ≤ max_points)
-    "Moving least squares (a quadratic height field in each point's local PCA frame) with sparse-point removal (ours). Raises `ValueError` for a negative radius."
-    from scipy.spatial import cKDTree
-    from neuralbonereg_nb.frames import check_points
-    X = check_points(points_mm, 'points_mm', min_points=3)
-    r = denoise_radius_mm(X) if radius_mm == 'auto' else float(radius_mm)
-    if not r >= 0: raise ValueError(f"radius_mm must be ≥ 0 or 'auto', got {radius_mm!r}.")
-    rng = np.random.default_rng(seed)
-    src = X[rng.permutation(len(X))[:60_000]]  # neighbours come from ≤ 60k points (the fits need ~200)
-    Q = X[rng.permutation(len(X))[:max_points]]
-    tree = cKDTree(src)
-    scale = len(src) / len(X)
-    nbs = tree.query_ball_point(Q, max(r, 3.0), workers=-1)
-    keep = np.array([len(n) >= min_neighbours * scale for n in nbs])
-    Q, nbs = Q[keep], [n for n, k in zip(nbs, keep) if k]
-    if r == 0 or not len(Q): return Q
-    if r < 3.0: nbs = tree.query_ball_point(Q, r, workers=-1)
-    idx, m = np.zeros((len(Q), max_neighbours), np.int64), np.zeros((len(Q), max_neighbours), bool)
-    for i, n in enumerate(nbs):
-        n = np.asarray(n, np.int64)
-        if len(n) > max_neighbours: n = n[rng.choice(len(n), max_neighbours, replace=False)]
-        idx[i, :len(n)], m[i, :len(n)] = n, True
-    P, w = src[idx], m[..., None].astype(np.float64)  # (Q, K, 3), (Q, K, 1)
-    mu = (P * w).sum(1) / w.sum(1)  # (Q, 3)
-    D = (P - mu[:, None]) * w
-    _, V = np.linalg.eigh(np.einsum('qki,qkj->qij', D, D))  # columns: normal (smallest), two tangents
-    L = np.einsum('qki,qij->qkj', P - mu[:, None], V)  # (Q, K, 3) local (height, x, y)
-    basis = lambda x, y: np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1)
-    A = basis(L[..., 1], L[..., 2]) * m[..., None]  # (Q, K, 6)
-    coef = np.linalg.solve(np.einsum('qki,qkj->qij', A, A) + 1e-9 * np.eye(6), np.einsum('qki,qk->qi', A, L[..., 0] * m)[..., None])[..., 0]
-    lq = np.einsum('qi,qij->qj', Q - mu, V)  # the query in its local frame
-    h = (basis(lq[:, 1], lq[:, 2]) * coef).sum(-1)  # the fitted height under it
-    return mu + V[:, :, 0] * h[:, None] + V[:, :, 1] * lq[:, 1:2] + V[:, :, 2] * lq[:, 2:3]
-
-# %% ../nbs/11_ablations.ipynb #ab000012
-class CorruptedInput:
-    "A registrar (the `registrar.Registrar` contract: name, preset, config, deterministic, register) that registers `corrupt_cloud(points)` instead of the points; T (intraop mm → preop mm) holds for the clean cloud too."
-    def __init__(self,
-                 inner, # the method: a `registrar.Registrar`
-                 noise_mm:float=0.0, # Gaussian σ per axis, mm
-                 outliers:float=0.0, # uniform outlier fraction of the corrupted cloud
-                 denoise_mm:float|str|None=None, # then `denoise_cloud` at this radius ('auto' or mm); None: not denoised
-                ):
-        corrupt_cloud(np.zeros((1, 3)), noise_mm, outliers)  # validates σ and F
-        if not (denoise_mm is None or denoise_mm == 'auto' or (isinstance(denoise_mm, (int, float)) and denoise_mm >= 0)):
-            raise ValueError(f"denoise_mm must be 'auto' or a radius ≥ 0 in mm, got {denoise_mm!r}.")
-        self.inner, self.noise_mm, self.outliers, self.denoise_mm = inner, float(noise_mm), float(outliers), denoise_mm
-        self.name, self.preset, self.config, self.deterministic = inner.name, inner.preset, inner.config, inner.deterministic
-
-    def __repr__(self): return f"CorruptedInput({self.inner!r}, noise_mm={self.noise_mm}, outliers={self.outliers}, denoise_mm={self.denoise_mm!r})"
-
-    def register(self, field, points_mm, seed:int=0):
-        "The inner method on the corrupted (`corrupt_cloud`, content-seeded), then denoised cloud. Raises what the inner method raises."
-        X = corrupt_cloud(points_mm, self.noise_mm, self.outliers)
-        return self.inner.register(field, X if self.denoise_mm is None else denoise_cloud(X, self.denoise_mm, seed=seed), seed)
-
-def variant_registrar(name:str, # a variant name ('method[field=value,…]', `variant_name`) or a method name
-                      preset:str='fast_cpu', # the method's preset (test, fast_cpu, paper)
-                     ):
-    "The registrar a variant name describes: `baselines.make_registrar(method, preset, **fields)`, wrapped in `CorruptedInput` when it sets noise_mm / outliers. Raises `ValueError` for an unknown method, preset or field."
-    from neuralbonereg_nb.baselines import make_registrar
-    method, ov = parse_variant(name)
-    corr = {k: ov.pop(k) for k in CORRUPTIONS if k in ov}
-    reg = make_registrar(method, preset, **ov)
-    return CorruptedInput(reg, **corr) if any(v not in (0, None) for v in corr.values()) else reg
+# %% ../nbs/11_ablations.ipynb #9ac3da2e
+from .variants import (variant_name, _name, parse_variant, CORRUPTIONS, corrupt_cloud, CorruptedInput,
+                                       denoise_radius_mm, denoise_cloud, variant_registrar)
 
 # %% ../nbs/11_ablations.ipynb #ab000015
 @dataclass(frozen=True)

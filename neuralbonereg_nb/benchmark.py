@@ -133,9 +133,9 @@ def _model(model)->'PreopModel':
 def make_method(name:str, # a key of `baselines.METHODS`, or a variant 'method[field=value,…]' of one
                 preset:str='fast_cpu', # 'test', 'fast_cpu' or 'paper'
                ):
-    "The registrar a benchmark method name stands for (`baselines.make_registrar`; a variant: `ablations.variant_registrar`). Raises `ValueError` for an unknown method, preset or field."
+    "The registrar a benchmark method name stands for (`baselines.make_registrar`; a variant: `variants.variant_registrar`). Raises `ValueError` for an unknown method, preset or field."
     if '[' in str(name):
-        from neuralbonereg_nb.ablations import variant_registrar
+        from neuralbonereg_nb.variants import variant_registrar
         return variant_registrar(name, preset)
     from neuralbonereg_nb.baselines import make_registrar
     return make_registrar(name, preset)

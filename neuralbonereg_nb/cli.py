@@ -221,15 +221,15 @@ def _noise_args(q):
     "--noise-mm, --outliers and --score-mode of `evaluate`."
     q.add_argument('--noise-mm', type=_nonnegative_mm, default=0.0, metavar='S', help='add Gaussian noise of S mm (sigma per axis) to every perturbed cloud before registering it; the metrics use the clean cloud')
     q.add_argument('--outliers', type=_outlier_fraction, default=0.0, metavar='F', help='then add uniform outliers (the bounding box + 20 mm), a fraction F of the registered cloud')
-    q.add_argument('--denoise-mm', default=None, metavar='R', help="denoise the (corrupted) cloud before registering it: MLS at radius R mm, or 'auto' (2.5 x its noise; ablations.denoise_cloud)")
+    q.add_argument('--denoise-mm', default=None, metavar='R', help="denoise the (corrupted) cloud before registering it: MLS at radius R mm, or 'auto' (2.5 x its noise; variants.denoise_cloud)")
     q.add_argument('--score-mode', default=None, choices=('mean', 'trimmed', 'median', 'max', 'meanmax', 'gm'),
                    help="the search's score (default: the preset's, trimmed); gm: robust Geman-McClure, its scale annealed 30 -> 3 mm")
 
 def _register_input(p, args):
-    "The cloud `evaluate` registers: p, or p corrupted as --noise-mm / --outliers ask (`ablations.corrupt_cloud`, content-seeded), then denoised as --denoise-mm asks."
+    "The cloud `evaluate` registers: p, or p corrupted as --noise-mm / --outliers ask (`variants.corrupt_cloud`, content-seeded), then denoised as --denoise-mm asks."
     s, f, r = getattr(args, 'noise_mm', 0.0), getattr(args, 'outliers', 0.0), getattr(args, 'denoise_mm', None)
     if not (s or f or r): return p
-    from neuralbonereg_nb.ablations import corrupt_cloud, denoise_cloud
+    from neuralbonereg_nb.variants import corrupt_cloud, denoise_cloud
     X = corrupt_cloud(p, s, f)
     return X if r is None else denoise_cloud(X, r if r == 'auto' else float(r))
 
