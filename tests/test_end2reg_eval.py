@@ -1,7 +1,7 @@
 """neuralbonereg_nb.end2reg.evaluate (20e_evaluate): the frame convention and its adapter on a known transform, the
 landmark errors, the oracle window, the summary / table / line, the pipeline on toy cases with an untrained `test`
 End2Reg, the figures; the `end2reg` commands (20f_end2reg_cli) through a parser built the way the console script does."""
-import argparse, contextlib, io
+import contextlib, io
 import numpy as np
 import pytest
 from neuralbonereg_nb.baselines import make_registrar
@@ -76,7 +76,7 @@ def test_evaluate_on_toy_cases_and_figures(toys, net):
 
 # ---- the commands (20f_end2reg_cli), through a parser built the way the console script builds its own ----
 from neuralbonereg_nb.data import data_root
-from neuralbonereg_nb.end2reg.commands import add_end2reg_commands, register_cloud, spine_specimen
+from neuralbonereg_nb.end2reg.commands import register_cloud, spine_specimen
 
 HAVE_SPINE = data_root() is not None and (data_root() / 'spinedepth_vertebrae').is_dir()
 needs_spine = pytest.mark.skipif(not HAVE_SPINE, reason='shared data folder with spinedepth_vertebrae is absent '
@@ -84,14 +84,9 @@ needs_spine = pytest.mark.skipif(not HAVE_SPINE, reason='shared data folder with
 
 
 def _parser():
-    def command(sub, name, summary, example, **kw):
-        return sub.add_parser(name, help=summary, description=summary, epilog=example, **kw)
-    def positive(s):
-        if int(s) < 1: raise argparse.ArgumentTypeError(f'must be ≥ 1, got {s!r}')
-        return int(s)
-    p = argparse.ArgumentParser(prog='neuralbonereg'); sub = p.add_subparsers(dest='command', required=True)
-    add_end2reg_commands(sub, command, int, positive)
-    return p
+    "The console script's own parser (`cli.build_parser`), which adds this group."
+    from neuralbonereg_nb.cli import build_parser
+    return build_parser()
 
 
 def _run(*argv):

@@ -1,12 +1,11 @@
 """X2BR evaluation (30d_evaluate) and its commands (30e_x2br_cli): metrics on shapes with known answers, the pipeline
 and the command round trip at the `test` preset, one-line errors for bad X-ray files."""
-import argparse, contextlib, io, json
+import contextlib, io, json
 from pathlib import Path
 import numpy as np
 import open3d as o3d
 import pytest
 from neuralbonereg_nb.data import data_root
-from neuralbonereg_nb.x2br.commands import add_x2br_commands
 from neuralbonereg_nb.x2br.drr import view_geometry
 from neuralbonereg_nb.x2br.evaluate import (X2BRResult, box_points, chamfer_l1, read_geometry, read_xray, save_xray,
                                             shape_topology, volumetric_iou, x2br_reconstruct)
@@ -66,14 +65,9 @@ def test_pipeline_at_the_test_preset_returns_a_mesh():
 
 
 def _parser():
-    def command(sub, name, summary, example, **kw):
-        return sub.add_parser(name, help=summary, description=summary, epilog=example, **kw)
-    def positive(s):
-        if int(s) < 1: raise argparse.ArgumentTypeError(f'must be ≥ 1, got {s!r}')
-        return int(s)
-    p = argparse.ArgumentParser(prog='neuralbonereg'); sub = p.add_subparsers(dest='command', required=True)
-    add_x2br_commands(sub, command, int, positive)
-    return p
+    "The console script's own parser (`cli.build_parser`), which adds this group."
+    from neuralbonereg_nb.cli import build_parser
+    return build_parser()
 
 
 def _run(*argv):
