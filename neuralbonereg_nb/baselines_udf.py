@@ -20,9 +20,9 @@ from .register import REGISTRATION_PRESETS, RegistrationConfig, pose_to_transfor
 from .registrar import Registrar, PolishedConfig
 
 # %% auto #0
-__all__ = ['OFFICIAL', 'UDFObjective', 'LBFGSConfig', 'UDFLBFGS', 'DEConfig', 'UDFDifferentialEvolution', 'NeuralRegConfig',
-           'GridConfig', 'GridNeuralReg', 'ExactNeuralReg', 'NeuralBoneRegOfficial', 'NeuralBoneReg',
-           'NeuralBoneRegMLP']
+__all__ = ['OFFICIAL', 'OFFICIAL_BY_ANATOMY', 'UDFObjective', 'LBFGSConfig', 'UDFLBFGS', 'DEConfig', 'UDFDifferentialEvolution',
+           'NeuralRegConfig', 'GridConfig', 'GridNeuralReg', 'ExactNeuralReg', 'NeuralBoneRegOfficial',
+           'official_settings', 'NeuralBoneReg', 'NeuralBoneRegMLP']
 
 # %% ../nbs/09b_udf_methods.ipynb #4e65850d
 class UDFObjective:
@@ -205,6 +205,19 @@ class NeuralBoneRegOfficial(_NeuralRegBase):
     "`register.run_registration` with `init='official', official_only=True, score_mode='trimmed', trim_keep=0.7`, the MLP at every step and every head to the end: the official settings at the preset's size (see explanations/official_code#sec-heads)."
     name = 'neuralbonereg_official'
     PRESETS = _neuralreg_presets('neuralbonereg_official', **OFFICIAL)
+
+# %% ../nbs/09b_udf_methods.ipynb #9b818848
+OFFICIAL_BY_ANATOMY = (  # (pattern in the case name, the official score settings), first match wins (explanations/official_code#sec-datasets)
+    (r'femur', dict(score_mode='trimmed', trim_keep=0.6)),   # UltraBonesHip femurs
+    (r'pelvis', dict(score_mode='mean')),                   # UltraBonesHip pelvis: forced to the plain mean in the official code
+    (r'_L[1-5]\b|vertebra', dict(score_mode='meanmax')),     # SpineDepth vertebrae
+    (r'', dict(score_mode='trimmed', trim_keep=0.7)))       # UltraBones100k (fibula, tibia) and anything else
+
+def official_settings(case_name:str, # a case name, e.g. 'ultraboneship_left_femur', 'specimen02_L3', 'ultrabones_fibula'
+                     )->dict: # the official score_mode (and trim_keep) for that anatomy
+    "The official per-anatomy score of a case (`OFFICIAL_BY_ANATOMY`), as overrides of `neuralbonereg_official`'s settings."
+    import re
+    return next(dict(s) for pat, s in OFFICIAL_BY_ANATOMY if re.search(pat, str(case_name)))
 
 # %% ../nbs/09b_udf_methods.ipynb #ebf33036
 class NeuralBoneReg(_NeuralRegBase):

@@ -20,9 +20,10 @@ from .metrics import (perturbation_runs, evaluation_sample, filtered_target, eva
                                       RTE_MAX_MM, RRE_MAX_DEG, PROTOCOLS)
 
 # %% auto #0
-__all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'CSV_FIELDS', 'PAPER_RESULTS', 'embedded_case', 'spine_case',
-           'suite_cases', 'task_seed', 'make_method', 'code_hash', 'task_key', 'run_benchmark', 'benchmark_table',
-           'format_table', 'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
+__all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'FLOOR_SAMPLES', 'CSV_FIELDS', 'PAPER_RESULTS', 'embedded_case',
+           'spine_case', 'suite_cases', 'case_floor', 'task_seed', 'make_method', 'official_variant', 'code_hash',
+           'task_key', 'run_benchmark', 'benchmark_table', 'format_table', 'write_csv', 'read_csv', 'plot_benchmark',
+           'paper_table']
 
 # %% ../nbs/10_benchmark.ipynb #62ef2792
 SUITES = ('real', 'embedded', 'spine')
@@ -67,6 +68,32 @@ def suite_cases(suite:str, # 'real', 'embedded' or 'spine'
         cases = [spine_case(s, l) for s, l in keys]
     else: raise ValueError(f"unknown suite {suite!r}; choose one of {', '.join(SUITES)}.")
     return cases[:limit]
+
+# %% ../nbs/10_benchmark.ipynb #18324e26
+FLOOR_SAMPLES = 200_000 # surface samples of the CT mesh the floor's ICP uses
+
+def case_floor(case:Case, # a case with its ground truth (mesh, or preoperative surface cloud)
+               thresholds_mm=(6.0, 3.0, 1.5), # point-to-plane ICP runs, correspondence thresholds, mm
+               iters:int=100, # iteration cap per run
+               n_samples:int=FLOOR_SAMPLES, # CT surface samples (with face normals) when the case has a mesh
+              )->dict: # case, rre_deg, rte_mm (at the cloud's centroid), T_floor (4, 4) intraop mm → preop mm, median_gt_mm, median_floor_mm
+    """The case's floor: point-to-plane ICP of its intraoperative cloud to the exact preoperative surface, started from the
+    tracked ground truth; its RRE / RTE from T_gt measure the ground truth's own error (tracking, calibration).
+    `median_*_mm`: median distance of the cloud to the surface at T_gt and at the floor. Raises `ValueError` for a bad cloud."""
+    import open3d as o3d
+    from neuralbonereg_nb.data import sample_surface
+    from neuralbonereg_nb.polish import o3d_cloud, o3d_icp
+    from neuralbonereg_nb.metrics import rre_deg, rte_mm
+    X = check_points(case.points, f'{case.name} intraop points')
+    if case.mesh is not None:
+        P, N = sample_surface(case.mesh, int(n_samples), 0)
+        target = o3d_cloud(P); target.normals = o3d.utility.Vector3dVector(N)
+    else:
+        target = o3d_cloud(case.preop_points); target.estimate_normals(o3d.geometry.KDTreeSearchParamKNN(20))
+    T = o3d_icp(o3d_cloud(X), target, case.T_gt, thresholds_mm, iters, kind='point_to_plane')
+    med = lambda M: float(np.median(np.asarray(o3d_cloud(apply_transform(M, X)).compute_point_cloud_distance(target))))
+    return dict(case=case.name, rre_deg=float(rre_deg(T, case.T_gt)), rte_mm=float(rte_mm(T, case.T_gt, X.mean(0))), T_floor=T,
+                median_gt_mm=med(case.T_gt), median_floor_mm=med(T))
 
 # %% ../nbs/10_benchmark.ipynb #d90480af
 def task_seed(seed:int, # benchmark seed
@@ -141,6 +168,15 @@ def make_method(name:str, # a key of `baselines.METHODS`, or a variant 'method[f
     return make_registrar(name, preset)
 
 # %% ../nbs/10_benchmark.ipynb #168071d6
+def official_variant(method:str, # a method name (or variant)
+                     case_name:str, # the case it runs on
+                    )->str: # the method to run: `neuralbonereg_official` with its authors' score for that anatomy, else `method` unchanged
+    "`neuralbonereg_official` as the official code runs each anatomy (`baselines_udf.official_settings`: femur trimmed 0.6, pelvis mean, vertebrae meanmax, else trimmed 0.7)."
+    if method != 'neuralbonereg_official': return method
+    from neuralbonereg_nb.baselines_udf import official_settings
+    from neuralbonereg_nb.variants import variant_name
+    return variant_name(method, **official_settings(case_name))
+
 def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:int, method:str, preset:str, model_path:str|bytes, seed:int)->dict:
     "One (case, run, method): register, score, time. Errors are recorded, not raised, so one failure does not stop a suite."
     preop = _model(model_path)
@@ -148,7 +184,7 @@ def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:i
     rec = dict(suite=case['suite'], case=case['name'], kind=case['kind'], method=method, preset=preset, run=run, seed=s, n_points=len(X))
     t0 = time.perf_counter()
     try:
-        reg = make_method(method, preset).register(preop, X, seed=s)
+        reg = make_method(official_variant(method, case['name']), preset).register(preop, X, seed=s)
         rec.update(evaluate_registration(reg.T, T_gt, X, target), seconds=reg.seconds['total'], score_mm=reg.score_mm,
                    poor=reg.poor, verdict=reg.verdict.kind, error='', T_est=' '.join(f'{v:.6g}' for v in np.asarray(reg.T).ravel()))
     except Exception as e:  # a crashing method is a failed run, with its message kept
@@ -332,16 +368,20 @@ def benchmark_table(records:list, # from `run_benchmark` (or `read_csv`)
 
 # %% ../nbs/10_benchmark.ipynb #dc62a1b6
 def format_table(rows:list, # from `benchmark_table`
+                 floors=None, # `case_floor` dicts (or None): a 'floor' column beside each case's rows
                 )->str: # a Markdown table
-    "The rows as a Markdown table: RR, RRE and RTE as mean ± std (median), CD, HD95, flips, s/call."
+    "The rows as a Markdown table: RR, RRE and RTE as mean ± std (median), CD, HD95, flips, s/call; with `floors` (rows grouped by case), each case's floor RRE ° / RTE mm."
     keys = [k for k in rows[0] if k not in ('n', 'RR', 'flips', 'seconds_median', 'errors') and not k[:3] in ('RRE', 'RTE', 'CD_', 'HD9')]
-    head = keys + ['runs', 'RR', 'RRE ° mean ± std (median)', 'RTE mm mean ± std (median)', 'CD mm', 'HD95 mm', 'flips', 's / call']
+    fl = {f['case']: f for f in (floors or ())} if 'case' in rows[0] else {}
+    head = keys + ['runs', 'RR', 'RRE ° mean ± std (median)', 'RTE mm mean ± std (median)'] + (['floor RRE ° / RTE mm'] if fl else []) + [
+        'CD mm', 'HD95 mm', 'flips', 's / call']
     out = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     f = lambda x: f'{x:.2f}' if np.isfinite(x) else '∞'
     for r in rows:
+        floor = ([f"{fl[r['case']]['rre_deg']:.2f} / {fl[r['case']]['rte_mm']:.2f}" if r['case'] in fl else '—'] if fl else [])
         out.append('| ' + ' | '.join([str(r[k]) for k in keys] + [str(r['n']) + (f" ({r['errors']} errors)" if r['errors'] else ''), f"{r['RR']:.2f}",
-                   f"{f(r['RRE_mean'])} ± {f(r['RRE_std'])} ({f(r['RRE_median'])})", f"{f(r['RTE_mean'])} ± {f(r['RTE_std'])} ({f(r['RTE_median'])})",
-                   f(r['CD_mean']), f(r['HD95_mean']), str(r['flips']), f"{r['seconds_median']:.1f}"]) + ' |')
+                   f"{f(r['RRE_mean'])} ± {f(r['RRE_std'])} ({f(r['RRE_median'])})", f"{f(r['RTE_mean'])} ± {f(r['RTE_std'])} ({f(r['RTE_median'])})"]
+                   + floor + [f(r['CD_mean']), f(r['HD95_mean']), str(r['flips']), f"{r['seconds_median']:.1f}"]) + ' |')
     return '\n'.join(out)
 
 # %% ../nbs/10_benchmark.ipynb #7dd98789

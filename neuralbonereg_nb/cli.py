@@ -317,7 +317,7 @@ def cmd_demo(args):
 # %% ../nbs/12_cli.ipynb #3da9cfe8
 def cmd_benchmark(args):
     "Cases of a suite × seeded runs × methods: the table (Markdown), per-task CSV, optional HTML plots (`10_benchmark`)."
-    from neuralbonereg_nb.benchmark import suite_cases, run_benchmark, benchmark_table, format_table, write_csv, plot_benchmark
+    from neuralbonereg_nb.benchmark import suite_cases, run_benchmark, benchmark_table, format_table, write_csv, plot_benchmark, case_floor
     out = safe_output(args.out, args.force) if args.out else None
     report = safe_output(args.report, args.force) if args.report else None
     methods = [m.strip() for m in args.methods.split(',') if m.strip()]
@@ -328,10 +328,14 @@ def cmd_benchmark(args):
                          cache=not args.no_cache, scheduler=args.scheduler)
     if out is not None: write_csv(recs, out, force=args.force)
     rows = benchmark_table(recs)
+    table = format_table(rows)
+    if len(cases) > 1 or args.suite == 'real':  # per case too; a real case's floor (tracked ground truth's own error) beside it
+        from tqdm.auto import tqdm
+        floors = [case_floor(c) for c in tqdm(cases, desc='floors: ICP to the CT from the ground truth', disable=not show_progress(args))] if args.suite == 'real' else None
+        table = format_table(benchmark_table(recs, ('case', 'method')), floors) + '\n\n' + table
     if report is not None:
-        write_report(report, [plot_benchmark(recs, f'suite {args.suite}')], format_table(rows), f'neuralbonereg benchmark: {args.suite}',
-                     force=args.force)
-    print(format_table(rows))
+        write_report(report, [plot_benchmark(recs, f'suite {args.suite}')], table, f'neuralbonereg benchmark: {args.suite}', force=args.force)
+    print(table)
     errs = [r for r in recs if r['error']]
     for r in errs[:5]: print(f"error: {r['case']} run {r['run']} {r['method']}: {r['error']}", file=sys.stderr)
     ours = [r for r in rows if r['method'] == methods[0]][0]

@@ -24,10 +24,10 @@ from .drr import XrayGeometry, DRRConfig, VIEWS, render_drr, view_geometry, vert
 
 # %% auto #0
 __all__ = ['X2B_PRESETS', 'CHECKPOINT_FORMAT', 'X2BConfig', 'x2b_config', 'box_to_world', 'box_projection', 'move_geometry',
-           'xray_for_bone', 'label_queries', 'X2BData', 'build_x2b_data', 'LayerNorm2d', 'ConvNeXtBlock',
-           'ConvNeXtEncoder', 'project_box', 'fourier', 'X2BNet', 'occupancy_loss', 'occupancy_iou', 'lr_at',
-           'data_hash', 'batch_indices', 'evaluate', 'load_checkpoint', 'config_from_dict', 'X2B', 'train_step',
-           'train_x2b', 'reconstruct', 'plot_reconstruction']
+           'xray_for_bone', 'label_queries', 'X2BData', 'augment_shape', 'build_x2b_data', 'LayerNorm2d',
+           'ConvNeXtBlock', 'ConvNeXtEncoder', 'project_box', 'fourier', 'X2BNet', 'occupancy_loss', 'occupancy_iou',
+           'lr_at', 'data_hash', 'batch_indices', 'evaluate', 'load_checkpoint', 'config_from_dict', 'X2B',
+           'train_step', 'train_x2b', 'reconstruct', 'plot_reconstruction']
 
 # %% ../../nbs/30a_x2b.ipynb #41395417
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class X2BConfig:
     views_per_bone:int = 16 # DRRs per vertebra, each with its own pose jitter
     jitter_deg:float = 5. # pose jitter: each Euler angle ~ U(−a, a), degrees
     jitter_mm:float = 3. # pose jitter: each translation ~ U(−t, t), mm
+    shape_jitter:float = 0.12 # training shapes: each bone scaled by U(1 − a, 1 + a) along each patient axis, per X-ray (0: none)
+    mirror:bool = True # training shapes: mirrored left–right about the bone's centre, half of the X-rays
     n_uniform:int = 2048 # query points per view, uniform in the box
     n_near:int = 2048 # query points per view, surface samples + N(0, near_sigma_mm²)
     near_sigma_mm:float = 2. # spread of the near-surface queries, mm
@@ -71,7 +73,8 @@ class X2BConfig:
         check_positive(self, 'image_size', 'field_mm', 'sid_mm', 'mu_per_mm', 'views_per_bone', 'n_uniform', 'n_near',
                        'near_sigma_mm', 'global_dim', 'width', 'n_layers', 'iterations', 'batch_images', 'queries_per_image',
                        'lr', 'eval_every', 'ckpt_every', 'stem')
-        check_nonnegative(self, 'photons', 'blur_mm', 'jitter_deg', 'jitter_mm', 'weight_decay', 'n_freqs')
+        check_nonnegative(self, 'photons', 'blur_mm', 'jitter_deg', 'jitter_mm', 'shape_jitter', 'weight_decay', 'n_freqs')
+        if self.shape_jitter >= 1: raise ValueError(f'shape_jitter must be < 1 (a scale range 1 ± a), got {self.shape_jitter}')
         if self.sdd_mm <= self.sid_mm: raise ValueError(f'sdd_mm ({self.sdd_mm}) must exceed sid_mm ({self.sid_mm})')
         if isinstance(self.view, str) and self.view not in VIEWS:
             raise ValueError(f'view must be one of {tuple(VIEWS)} or an angle, got {self.view!r}')
@@ -176,10 +179,27 @@ class X2BData:
                 f'{self.points.shape[1]} queries each, {self.occupancy[:, :self.n_uniform].mean():.1%} of the box inside)')
 
 # %% ../../nbs/30a_x2b.ipynb #96c3d9c8
+def augment_shape(mesh:o3d.geometry.TriangleMesh, # closed bone, world mm
+                  axes, # (3, 3) rows: the patient's left, posterior, superior unit vectors (LPS)
+                  jitter:float, # each axis scaled by U(1 − jitter, 1 + jitter) about the bone's centre
+                  mirror:bool, # mirror left–right about the bone's centre with probability ½
+                  rng:np.random.Generator, # the draws
+                 )->o3d.geometry.TriangleMesh: # a new closed mesh, world mm (the input is unchanged)
+    """A plausible new bone from a training bone: anisotropic scaling along the patient's axes, and a left–right mirror
+    (a vertebra is nearly symmetric). 20 training vertebrae are too few shapes: without it X2B learns them by heart."""
+    A = np.asarray(axes, np.float64)
+    L = A.T @ np.diag(rng.uniform(1 - jitter, 1 + jitter, 3)) @ A                        # (3, 3) world
+    if mirror and rng.random() < 0.5: L = L @ (np.eye(3) - 2 * np.outer(A[0], A[0]))  # reflect across the sagittal plane
+    V = np.asarray(mesh.vertices); c = mesh.get_axis_aligned_bounding_box().get_center()
+    F = np.asarray(mesh.triangles)
+    if np.linalg.det(L) < 0: F = F[:, ::-1]                                              # keep the faces outward
+    return o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(c + (V - c) @ L.T), o3d.utility.Vector3iVector(np.ascontiguousarray(F)))
+
 def build_x2b_data(config:X2BConfig, # geometry, physics, sampling
                    specimens, # SpineDepth specimens, e.g. config.train_specimens
                    seed:int|None=None, # None → config.seed + the first specimen (train and validation differ)
                    progress:bool=False, # tqdm over the bones
+                   augment:bool=False, # training data: a new shape per X-ray (`augment_shape`: config.shape_jitter, config.mirror)
                   )->X2BData:
     "DRRs of jittered SpineDepth vertebrae with labelled query points. Raises `FileNotFoundError` when the data are absent."
     rng = np.random.default_rng(config.seed + 1000 * specimens[0] if seed is None else seed)
@@ -194,8 +214,9 @@ def build_x2b_data(config:X2BConfig, # geometry, physics, sampling
             T = random_perturbation(rng, 'euler', config.jitter_deg, config.jitter_mm, iso)   # the bone's motion about the isocentre
             g = move_geometry(g0, invert_transform(T))           # the camera moved by T⁻¹ = the bone moved by T
             T_box = box_to_world(g, config.sid_mm, config.field_mm)
-            x, occ = label_queries(mesh, T_box, config, rng)
-            out['images'].append(render_drr(mesh, g, config.drr, rng).image[None])
+            bone = augment_shape(mesh, axes[s], config.shape_jitter, config.mirror, rng) if augment else mesh
+            x, occ = label_queries(bone, T_box, config, rng)
+            out['images'].append(render_drr(bone, g, config.drr, rng).image[None])
             out['P'].append(box_projection(g, config.sid_mm, config.field_mm))
             out['points'].append(x); out['occ'].append(occ); out['T_box'].append(T_box); out['geometries'].append(g)
             out['names'].append(f'specimen{s:02d}_{lv}')
@@ -453,7 +474,7 @@ def train_x2b(config:X2BConfig|str='fast_cpu', # a config or a preset name
              )->X2B:
     "Train X2B (BCE on labelled DRR queries), checkpointing atomically and resuming. Raises `ValueError` for another run's checkpoint."
     config = x2b_config(config)
-    train = train if train is not None else build_x2b_data(config, config.train_specimens, progress=progress)
+    train = train if train is not None else build_x2b_data(config, config.train_specimens, progress=progress, augment=True)
     val = val if val is not None else build_x2b_data(config, config.val_specimens, progress=progress)
     dev = pick_device(device); key = content_hash(config.key(), data_hash(train))[:16]
     path = Path(checkpoint) if checkpoint is not None else cache_dir('x2b') / f'x2b_{key}.pt'
