@@ -12,10 +12,10 @@ from .files import safe_output
 # the rest of the package (torch, Open3D) is imported where it is used, so that the console script starts fast
 
 # %% auto #0
-__all__ = ['NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'Study', 'real_cases', 'tiny_case', 'study_rows', 'study_records',
-           'study_table', 'format_study', 'plot_study', 'run_study', 'depth_study', 'heads_study', 'refine_study',
-           'coarse_study', 'score_study', 'init_study', 'field_study', 'optimizer_study', 'noise_study', 'robust_study',
-           'denoise_study', 'ablation_command', 'add_ablation_command']
+__all__ = ['NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'FLOOR_STUDIES', 'Study', 'real_cases', 'tiny_case', 'study_rows',
+           'study_records', 'study_table', 'format_study', 'plot_study', 'run_study', 'depth_study', 'heads_study',
+           'refine_study', 'coarse_study', 'score_study', 'init_study', 'field_study', 'optimizer_study', 'noise_study',
+           'robust_study', 'denoise_study', 'ablation_command', 'add_ablation_command']
 
 # %% ../nbs/11_ablations.ipynb #9ac3da2e
 from .variants import (variant_name, _name, parse_variant, CORRUPTIONS, corrupt_cloud, CorruptedInput,
@@ -64,7 +64,8 @@ STUDIES = {s.name: s for s in (
           ('differential evolution + polish', 'udf_de', ''))),
     Study('noise', 'Gaussian noise and outliers on the intraoperative cloud (ours: trimmed 0.8)', (('σ 0', _OURS, 'RR 0.886'),
           ('σ 1 mm', _V(_OURS, noise_mm=1), 'RR 0.829'), ('σ 2 mm', _V(_OURS, noise_mm=2), ''), ('σ 4 mm', _V(_OURS, noise_mm=4), 'RR < 0.5'),
-          ('σ 8 mm', _V(_OURS, noise_mm=8), ''), ('outliers 10 %', _V(_OURS, outliers=0.1), ''), ('outliers 30 %', _V(_OURS, outliers=0.3), ''))),
+          ('σ 8 mm', _V(_OURS, noise_mm=8), ''), ('outliers 10 %', _V(_OURS, outliers=0.1), ''), ('outliers 30 %', _V(_OURS, outliers=0.3), ''),
+          ('official settings σ 0', 'neuralbonereg_official', 'RR 0.886'), ('official settings σ 4 mm', _V('neuralbonereg_official', noise_mm=4), 'RR < 0.5'))),
     Study('robust', 'a score that survives noise: Geman–McClure, annealed 30 → 3 mm (ours)', (('trimmed σ 0', _OURS, 'RR 0.886'),
           ('gm σ 0', _V(_OURS, score_mode='gm'), ''), ('trimmed σ 4 mm', _V(_OURS, noise_mm=4), 'RR < 0.5'),
           ('gm σ 4 mm', _V(_OURS, score_mode='gm', noise_mm=4), ''), ('gm σ 4 mm, no polish', _V(_OURS, score_mode='gm', noise_mm=4, **NO_POLISH), ''),
@@ -134,20 +135,26 @@ def study_records(name:str, # a key of STUDIES
 def study_table(name:str, # a key of STUDIES
                 records:list, # from `study_records` (or `benchmark.read_csv`)
                 gpu:bool=False, # the GPU-only rows too (when they were run)
+                floor_records:list|None=None, # the same records re-scored against each case's floor (`benchmark.against_floor`): adds RR_floor, RRE_floor, RTE_floor
                )->list[dict]: # one row per variant that was run, in the study's order: label, variant, paper, and `benchmark_table`'s columns
     "The study's table: each variant's RR, RRE / RTE (median), flips, seconds per registration, beside the paper's figure. Raises `ValueError` for no records."
     from neuralbonereg_nb.benchmark import benchmark_table
     agg = {r['method']: r for r in benchmark_table(records)}
-    return [dict(label=l, variant=v, paper=p, **{k: x for k, x in agg[v].items() if k != 'method'}) for l, v, p in study_rows(name, gpu) if v in agg]
+    fl = {r['method']: r for r in benchmark_table(floor_records)} if floor_records else {}
+    extra = lambda v: dict(RR_floor=fl[v]['RR'], RRE_floor=fl[v]['RRE_median'], RTE_floor=fl[v]['RTE_median']) if v in fl else {}
+    return [dict(label=l, variant=v, paper=p, **{k: x for k, x in agg[v].items() if k != 'method'}, **extra(v)) for l, v, p in study_rows(name, gpu) if v in agg]
 
 def format_study(rows:list, # from `study_table`
                 )->str: # a Markdown table
-    "The study as a Markdown table: row, runs, RR, median RRE / RTE, flips, s per registration, the paper's figure."
+    "The study as a Markdown table: row, runs, RR, median RRE / RTE (and against each case's floor when the rows have it), flips, s per registration, the paper's figure."
     f = lambda x: f'{x:.2f}' if np.isfinite(x) else '∞'
-    out = ['| variant | runs | RR | RRE ° median | RTE mm median | flips | s / reg. | paper |', '|---|---|---|---|---|---|---|---|']
+    fl = bool(rows) and 'RR_floor' in rows[0]  # also against each case's floor
+    out = ['| variant | runs | RR | RRE ° median | RTE mm median |' + (' RR vs floor | RRE / RTE vs floor |' if fl else '') + ' flips | s / reg. | paper |',
+           '|---|---|---|---|---|' + ('---|---|' if fl else '') + '---|---|---|']
     for r in rows:
         n = str(r['n']) + (f" ({r['errors']} errors)" if r['errors'] else '')
-        out.append(f"| {r['label']} | {n} | {r['RR']:.2f} | {f(r['RRE_median'])} | {f(r['RTE_median'])} | {r['flips']} | {r['seconds_median']:.1f} | {r['paper'] or '–'} |")
+        vs = f" {r['RR_floor']:.2f} | {f(r['RRE_floor'])} / {f(r['RTE_floor'])} |" if fl else ''
+        out.append(f"| {r['label']} | {n} | {r['RR']:.2f} | {f(r['RRE_median'])} | {f(r['RTE_median'])} |{vs} {r['flips']} | {r['seconds_median']:.1f} | {r['paper'] or '–'} |")
     return '\n'.join(out)
 
 # %% ../nbs/11_ablations.ipynb #ab00001c
@@ -172,12 +179,19 @@ def run_study(name:str, # a key of STUDIES
               runs:int=3, # seeded runs per case
               seed:int=0, # benchmark seed
               preset:str='fast_cpu', # registration preset
+              floors:bool=False, # also score each run against its case's floor (`benchmark.case_floor`, `against_floor`): RR_floor, RRE_floor, RTE_floor
               **kw, # more `study_records` / `run_benchmark` arguments (udf_preset, gpu, workers, progress, cache)
              )->tuple[list, go.Figure]: # (`study_table` rows, `plot_study` figure)
     "One ablation study end to end: run its variants on the cases, aggregate, plot. Raises `ValueError` for an unknown study or a bad argument."
     gpu = kw.get('gpu', False)
-    rows = study_table(name, study_records(name, cases, runs, seed, preset, **kw), gpu)
-    return rows, plot_study(rows, f"{name}: {_study(name).question} ({runs} runs × {len(cases) if cases is not None else 4} cases, {preset})")
+    cases = real_cases() if cases is None else cases
+    recs = study_records(name, cases, runs, seed, preset, **kw)
+    floor_recs = None
+    if floors:
+        from neuralbonereg_nb.benchmark import case_floor, against_floor
+        floor_recs = against_floor(recs, cases, [case_floor(c) for c in cases], seed, kw.get('protocol', 'uniform'))
+    rows = study_table(name, recs, gpu, floor_recs)
+    return rows, plot_study(rows, f"{name}: {_study(name).question} ({runs} runs × {len(cases)} cases, {preset})")
 
 # %% ../nbs/11_ablations.ipynb #ab000020
 def depth_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **kw)->tuple[list, go.Figure]:
@@ -227,6 +241,8 @@ def denoise_study(cases=None, runs:int=3, seed:int=0, preset:str='fast_cpu', **k
 STUDY_FUNCTIONS = {k: globals()[f'{k}_study'] for k in STUDIES} # name → the study's function
 
 # %% ../nbs/11_ablations.ipynb #ab000023
+FLOOR_STUDIES = ('noise', 'robust', 'denoise') # studies whose table also scores each run against the case's floor (`benchmark.against_floor`)
+
 def ablation_command(args):
     "`neuralbonereg ablation NAME`: run one study on the real cases, print its table and a summary line, write the per-task CSV (`benchmark.write_csv`)."
     from neuralbonereg_nb.benchmark import write_csv
@@ -237,7 +253,11 @@ def ablation_command(args):
     recs = study_records(args.name, cases, args.runs, args.seed, args.preset, args.udf_preset, gpu=args.gpu, workers=args.workers,
                          progress=not args.quiet, cache=not args.no_cache)
     if out is not None: write_csv(recs, out, force=args.force)
-    rows = study_table(args.name, recs, args.gpu)
+    floor_recs = None
+    if args.name in FLOOR_STUDIES:  # noise on top of a ground truth that is itself off: also measured from each case's floor
+        from neuralbonereg_nb.benchmark import case_floor, against_floor
+        floor_recs = against_floor(recs, cases, [case_floor(c) for c in cases], args.seed)
+    rows = study_table(args.name, recs, args.gpu, floor_recs)
     print(format_study(rows))
     errs = sum(r['errors'] for r in rows)
     print(f"study={args.name} variants={len(rows)} runs={args.runs} cases={len(cases)} errors={errs} output={out}")

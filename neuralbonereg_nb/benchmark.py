@@ -22,8 +22,8 @@ from .metrics import (perturbation_runs, evaluation_sample, filtered_target, eva
 # %% auto #0
 __all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'FLOOR_SAMPLES', 'CSV_FIELDS', 'PAPER_RESULTS', 'embedded_case',
            'spine_case', 'suite_cases', 'case_floor', 'task_seed', 'make_method', 'official_variant', 'code_hash',
-           'task_key', 'run_benchmark', 'benchmark_table', 'format_table', 'write_csv', 'read_csv', 'plot_benchmark',
-           'paper_table']
+           'task_key', 'run_benchmark', 'benchmark_table', 'against_floor', 'format_table', 'write_csv', 'read_csv',
+           'plot_benchmark', 'paper_table']
 
 # %% ../nbs/10_benchmark.ipynb #62ef2792
 SUITES = ('real', 'embedded', 'spine')
@@ -171,11 +171,12 @@ def make_method(name:str, # a key of `baselines.METHODS`, or a variant 'method[f
 def official_variant(method:str, # a method name (or variant)
                      case_name:str, # the case it runs on
                     )->str: # the method to run: `neuralbonereg_official` with its authors' score for that anatomy, else `method` unchanged
-    "`neuralbonereg_official` as the official code runs each anatomy (`baselines_udf.official_settings`: femur trimmed 0.6, pelvis mean, vertebrae meanmax, else trimmed 0.7)."
-    if method != 'neuralbonereg_official': return method
+    "`neuralbonereg_official` (or a variant of it that leaves the score alone) as the official code runs each anatomy (`baselines_udf.official_settings`: femur trimmed 0.6, pelvis mean, vertebrae meanmax, else trimmed 0.7)."
+    from neuralbonereg_nb.variants import parse_variant, variant_name
+    base, ov = parse_variant(method)
+    if base != 'neuralbonereg_official' or 'score_mode' in ov: return method
     from neuralbonereg_nb.baselines_udf import official_settings
-    from neuralbonereg_nb.variants import variant_name
-    return variant_name(method, **official_settings(case_name))
+    return variant_name(base, **{**official_settings(case_name), **ov})
 
 def _run_task(case:dict, X:np.ndarray, T_gt:np.ndarray, target:np.ndarray, run:int, method:str, preset:str, model_path:str|bytes, seed:int)->dict:
     "One (case, run, method): register, score, time. Errors are recorded, not raised, so one failure does not stop a suite."
@@ -365,6 +366,33 @@ def benchmark_table(records:list, # from `run_benchmark` (or `read_csv`)
                          CD_mean=float(np.nanmean([float(r['cd_mm']) for r in recs])), HD95_mean=float(np.nanmean([float(r['hd95_mm']) for r in recs])),
                          flips=s['flips'], seconds_median=s['seconds_median'], errors=sum(bool(r.get('error')) for r in recs)))
     return rows
+
+# %% ../nbs/10_benchmark.ipynb #1b8fc1b0
+def against_floor(records:list, # from `run_benchmark` (or `read_csv`): each with T_est
+                  cases:list, # the `data.Case`s they ran on
+                  floors:list, # `case_floor` of those cases
+                  seed:int=0, # the benchmark seed they ran with
+                  protocol:str='uniform', # and the protocol
+                 )->list[dict]: # copies with rre_deg, rte_mm (at the run's cloud centroid), success, flip measured from the floor's pose
+    "Records re-scored against each case's floor (`case_floor`) instead of its tracked ground truth; CD / HD95 and failed runs unchanged. Raises `ValueError` for a record whose case or floor is missing."
+    from neuralbonereg_nb.metrics import rre_deg, rte_mm, is_success, FLIP_MIN_DEG
+    by, fl = {c.name: c for c in cases}, {f['case']: f for f in floors}
+    miss = sorted({r['case'] for r in records} - (set(by) & set(fl)))
+    if miss: raise ValueError(f"no case or floor for {miss}; pass the cases the records ran on and case_floor of each.")
+    n_runs = {}
+    for r in records: n_runs[r['case']] = max(n_runs.get(r['case'], 0), int(r['run']) + 1)
+    preps = {name: _prepare(by[name], n, seed, protocol) for name, n in n_runs.items()}
+    out = []
+    for r in records:
+        r = dict(r); T_est = str(r.get('T_est') or '')
+        if T_est:
+            c, prep, run = by[r['case']], preps[r['case']], int(r['run'])
+            T_ref = fl[r['case']]['T_floor'] @ invert_transform(c.T_gt) @ prep['T_gts'][run]  # the floor, in this run's perturbed frame
+            T = np.array([float(v) for v in T_est.split()]).reshape(4, 4)
+            rre, rte = float(rre_deg(T, T_ref)), float(rte_mm(T, T_ref, prep['clouds'][run].mean(0)))
+            r.update(rre_deg=rre, rte_mm=rte, success=bool(is_success(rte, rre)), flip=bool(rre > FLIP_MIN_DEG))
+        out.append(r)
+    return out
 
 # %% ../nbs/10_benchmark.ipynb #dc62a1b6
 def format_table(rows:list, # from `benchmark_table`
