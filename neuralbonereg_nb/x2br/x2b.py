@@ -186,7 +186,7 @@ def augment_shape(mesh:o3d.geometry.TriangleMesh, # closed bone, world mm
                   rng:np.random.Generator, # the draws
                  )->o3d.geometry.TriangleMesh: # a new closed mesh, world mm (the input is unchanged)
     """A plausible new bone from a training bone: anisotropic scaling along the patient's axes, and a left–right mirror
-    (a vertebra is nearly symmetric). 20 training vertebrae are too few shapes: without it X2B learns them by heart."""
+    (a vertebra is nearly symmetric): more shapes than the 20 training vertebrae (ours)."""
     A = np.asarray(axes, np.float64)
     L = A.T @ np.diag(rng.uniform(1 - jitter, 1 + jitter, 3)) @ A                        # (3, 3) world
     if mirror and rng.random() < 0.5: L = L @ (np.eye(3) - 2 * np.outer(A[0], A[0]))  # reflect across the sagittal plane
