@@ -188,8 +188,8 @@ def run_study(name:str, # a key of STUDIES
     recs = study_records(name, cases, runs, seed, preset, **kw)
     floor_recs = None
     if floors:
-        from neuralbonereg_nb.benchmark import case_floor, against_floor
-        floor_recs = against_floor(recs, cases, [case_floor(c) for c in cases], seed, kw.get('protocol', 'uniform'))
+        from neuralbonereg_nb.benchmark import against_floor
+        floor_recs = against_floor(recs, cases, seed=seed, protocol=kw.get('protocol', 'uniform'))
     rows = study_table(name, recs, gpu, floor_recs)
     return rows, plot_study(rows, f"{name}: {_study(name).question} ({runs} runs × {len(cases)} cases, {preset})")
 
@@ -255,8 +255,8 @@ def ablation_command(args):
     if out is not None: write_csv(recs, out, force=args.force)
     floor_recs = None
     if args.name in FLOOR_STUDIES:  # noise on top of a ground truth that is itself off: also measured from each case's floor
-        from neuralbonereg_nb.benchmark import case_floor, against_floor
-        floor_recs = against_floor(recs, cases, [case_floor(c) for c in cases], args.seed)
+        from neuralbonereg_nb.benchmark import against_floor
+        floor_recs = against_floor(recs, cases, seed=args.seed)
     rows = study_table(args.name, recs, args.gpu, floor_recs)
     print(format_study(rows))
     errs = sum(r['errors'] for r in rows)

@@ -370,12 +370,13 @@ def benchmark_table(records:list, # from `run_benchmark` (or `read_csv`)
 # %% ../nbs/10_benchmark.ipynb #1b8fc1b0
 def against_floor(records:list, # from `run_benchmark` (or `read_csv`): each with T_est
                   cases:list, # the `data.Case`s they ran on
-                  floors:list, # `case_floor` of those cases
+                  floors:list|None=None, # `case_floor` of those cases; None → computed here
                   seed:int=0, # the benchmark seed they ran with
                   protocol:str='uniform', # and the protocol
                  )->list[dict]: # copies with rre_deg, rte_mm (at the run's cloud centroid), success, flip measured from the floor's pose
     "Records re-scored against each case's floor (`case_floor`) instead of its tracked ground truth; CD / HD95 and failed runs unchanged. Raises `ValueError` for a record whose case or floor is missing."
     from neuralbonereg_nb.metrics import rre_deg, rte_mm, is_success, FLIP_MIN_DEG
+    floors = [case_floor(c) for c in cases] if floors is None else floors
     by, fl = {c.name: c for c in cases}, {f['case']: f for f in floors}
     miss = sorted({r['case'] for r in records} - (set(by) & set(fl)))
     if miss: raise ValueError(f"no case or floor for {miss}; pass the cases the records ran on and case_floor of each.")
