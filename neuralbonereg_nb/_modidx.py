@@ -1453,6 +1453,8 @@ d = { 'settings': { 'branch': 'main',
                                                                                       'neuralbonereg_nb/x2br/x2b.py'),
                                            'neuralbonereg_nb.x2br.x2b.train_step': ('x2b.html#train_step', 'neuralbonereg_nb/x2br/x2b.py'),
                                            'neuralbonereg_nb.x2br.x2b.train_x2b': ('x2b.html#train_x2b', 'neuralbonereg_nb/x2br/x2b.py'),
+                                           'neuralbonereg_nb.x2br.x2b.training_set': ( 'x2b.html#training_set',
+                                                                                       'neuralbonereg_nb/x2br/x2b.py'),
                                            'neuralbonereg_nb.x2br.x2b.x2b_config': ('x2b.html#x2b_config', 'neuralbonereg_nb/x2br/x2b.py'),
                                            'neuralbonereg_nb.x2br.x2b.xray_for_bone': ( 'x2b.html#xray_for_bone',
                                                                                         'neuralbonereg_nb/x2br/x2b.py')}}}

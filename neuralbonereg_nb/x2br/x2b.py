@@ -27,7 +27,7 @@ __all__ = ['X2B_PRESETS', 'CHECKPOINT_FORMAT', 'X2BConfig', 'x2b_config', 'box_t
            'xray_for_bone', 'label_queries', 'X2BData', 'augment_shape', 'build_x2b_data', 'LayerNorm2d',
            'ConvNeXtBlock', 'ConvNeXtEncoder', 'project_box', 'fourier', 'X2BNet', 'occupancy_loss', 'occupancy_iou',
            'lr_at', 'data_hash', 'batch_indices', 'evaluate', 'load_checkpoint', 'config_from_dict', 'X2B',
-           'train_step', 'train_x2b', 'reconstruct', 'plot_reconstruction']
+           'train_step', 'training_set', 'train_x2b', 'reconstruct', 'plot_reconstruction']
 
 # %% ../../nbs/30a_x2b.ipynb #41395417
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class X2BConfig:
     jitter_mm:float = 3. # pose jitter: each translation ~ U(−t, t), mm
     shape_jitter:float = 0.12 # training shapes: each bone scaled by U(1 − a, 1 + a) along each patient axis, per X-ray (0: none)
     mirror:bool = True # training shapes: mirrored left–right about the bone's centre, half of the X-rays
+    resample_every:int = 400 # training X-rays redrawn (new poses, shapes and queries) every this many steps, when train_x2b builds them (0: one fixed set)
     n_uniform:int = 2048 # query points per view, uniform in the box
     n_near:int = 2048 # query points per view, surface samples + N(0, near_sigma_mm²)
     near_sigma_mm:float = 2. # spread of the near-surface queries, mm
@@ -73,7 +74,8 @@ class X2BConfig:
         check_positive(self, 'image_size', 'field_mm', 'sid_mm', 'mu_per_mm', 'views_per_bone', 'n_uniform', 'n_near',
                        'near_sigma_mm', 'global_dim', 'width', 'n_layers', 'iterations', 'batch_images', 'queries_per_image',
                        'lr', 'eval_every', 'ckpt_every', 'stem')
-        check_nonnegative(self, 'photons', 'blur_mm', 'jitter_deg', 'jitter_mm', 'shape_jitter', 'weight_decay', 'n_freqs')
+        check_nonnegative(self, 'photons', 'blur_mm', 'jitter_deg', 'jitter_mm', 'shape_jitter', 'weight_decay', 'n_freqs',
+                          'resample_every')
         if self.shape_jitter >= 1: raise ValueError(f'shape_jitter must be < 1 (a scale range 1 ± a), got {self.shape_jitter}')
         if self.sdd_mm <= self.sid_mm: raise ValueError(f'sdd_mm ({self.sdd_mm}) must exceed sid_mm ({self.sid_mm})')
         if isinstance(self.view, str) and self.view not in VIEWS:
@@ -98,11 +100,11 @@ class X2BConfig:
 X2B_PRESETS = PresetTable('X2B', X2BConfig,
     paper=X2BConfig(image_size=256, stem=4, dims=(96, 192, 384, 768), depths=(3, 3, 9, 3), global_dim=256, width=256,
                     n_layers=5, views_per_bone=64, n_uniform=8192, n_near=8192, iterations=100_000, batch_images=16,
-                    queries_per_image=4096, lr=5e-4, eval_every=2000, ckpt_every=2000, blur_mm=0.5),
+                    queries_per_image=4096, lr=5e-4, eval_every=2000, ckpt_every=2000, blur_mm=0.5, resample_every=5000),
     fast_cpu=X2BConfig(),
     test=X2BConfig(image_size=32, dims=(8, 16), depths=(1, 1), global_dim=16, width=32, n_layers=2, train_specimens=(2,),
                    val_specimens=(6,), levels=('L1',), views_per_bone=2, n_uniform=256, n_near=256, iterations=4,
-                   batch_images=2, queries_per_image=128, eval_every=2, ckpt_every=2))
+                   batch_images=2, queries_per_image=128, eval_every=2, ckpt_every=2, resample_every=2))
 
 def x2b_config(preset:str|X2BConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a config
                **overrides, # fields to change
@@ -463,8 +465,16 @@ def _resume(path:Path, key:str, net:X2BNet, opt)->tuple:
     net.load_state_dict(ckpt['model']); opt.load_state_dict(ckpt['optimizer'])
     return ckpt['step'], list(ckpt['history'])
 
+def training_set(config:X2BConfig, # specimens, views, augmentation
+                 draw:int=0, # which set: 0 is `build_x2b_data`'s default; draw k starts every config.resample_every · k steps
+                 progress:bool=False, # tqdm over the bones
+                )->X2BData:
+    "The training X-rays of one draw: new poses, new shapes (`augment_shape`) and new queries for each draw, seeded by (seed, draw)."
+    seed = None if draw == 0 else config.seed + 1000 * config.train_specimens[0] + 100_003 * draw
+    return build_x2b_data(config, config.train_specimens, seed=seed, progress=progress, augment=True)
+
 def train_x2b(config:X2BConfig|str='fast_cpu', # a config or a preset name
-              train:X2BData|None=None, # training X-rays; None → built from config.train_specimens
+              train:X2BData|None=None, # training X-rays, kept for the whole run; None → `training_set`, redrawn every config.resample_every steps
               val:X2BData|None=None, # validation X-rays; None → built from config.val_specimens
               checkpoint:str|Path|None=None, # checkpoint file; None → cache_dir('x2b')/x2b_<hash>.pt
               resume:bool=True, # continue from the checkpoint when it exists
@@ -474,17 +484,22 @@ def train_x2b(config:X2BConfig|str='fast_cpu', # a config or a preset name
              )->X2B:
     "Train X2B (BCE on labelled DRR queries), checkpointing atomically and resuming. Raises `ValueError` for another run's checkpoint."
     config = x2b_config(config)
-    train = train if train is not None else build_x2b_data(config, config.train_specimens, progress=progress, augment=True)
+    own = train is None                                  # our own training X-rays: redrawn during the run
+    train = training_set(config, 0, progress) if own else train
     val = val if val is not None else build_x2b_data(config, config.val_specimens, progress=progress)
     dev = pick_device(device); key = content_hash(config.key(), data_hash(train))[:16]
     path = Path(checkpoint) if checkpoint is not None else cache_dir('x2b') / f'x2b_{key}.pt'
     torch.manual_seed(config.seed); net = X2BNet(config).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start, history = _resume(path, key, net, opt) if resume and path.exists() else (0, [])
+    every = config.resample_every if own else 0
+    draw = 0
     end = config.iterations if max_steps is None else min(config.iterations, start + max_steps)
     val_dev, running = _to(val, dev), []
     t0 = time.perf_counter() - (history[-1]['seconds'] if history else 0.0)   # seconds count across resumes
     for step in tqdm(range(start, end), desc='X2B', disable=not progress, initial=start, total=config.iterations):
+        if every and step // every != draw:              # a new draw (also the current one after a resume)
+            draw = step // every; train = training_set(config, draw)
         running.append(train_step(net, opt, train, step, config, dev))
         if (step + 1) % config.eval_every == 0 or step + 1 == config.iterations:
             val_metrics = {f'val_{k}': v for k, v in evaluate(net, val_dev).items()}
