@@ -24,7 +24,7 @@ from .drr import XrayGeometry, DRR, VIEWS, render_drr, vertebra_mesh, spine_axes
 from .x2b import (X2B, X2BConfig, x2b_config, xray_for_bone, move_geometry, box_to_world,
                                        occupancy_iou, reconstruct as x2b_reconstruct)
 from .template import LevelTemplate, BoneBox, level_template, detect_bone, place_template
-from .gcpd import deform_template, topology
+from .gcpd import align_template, deform_template, topology
 
 # %% auto #0
 __all__ = ['XRAY_I0', 'XRAY_PNG_NOTE', 'METHODS', 'mesh_occupancy', 'box_points', 'volumetric_iou', 'chamfer_l1',
@@ -170,6 +170,7 @@ def x2br_reconstruct(model:X2B, # a trained X2B (30a_x2b)
                      level:str|None=None, # the bone's level; None: the template closest to X2B's mesh
                      res:int=64, # grid nodes per axis for marching cubes
                      n_target:int=3000, # surface samples of the X2B mesh that CPD fits
+                     align:bool=True, # similarity ICP of the placed template onto X2B's mesh before CPD (30c_gcpd.align_template)
                      kernel:str='geodesic', # CPD kernel: 'geodesic' or 'euclidean'
                      beta:float=10., # CPD kernel width, mm
                      lam:float=2., # CPD regularisation weight
@@ -197,7 +198,9 @@ def x2br_reconstruct(model:X2B, # a trained X2B (30a_x2b)
     if empty:
         warnings.warn('X2B sees no bone in this X-ray; X2BR is the placed template, undeformed')
         x2br = o3d.geometry.TriangleMesh(placed[level])
-    else: x2br = deform_template(placed[level], target, kernel, beta, lam, w, n_controls, seed=seed)[0]
+    else:
+        start = align_template(placed[level], target, seed=seed)[0] if align else placed[level]
+        x2br = deform_template(start, target, kernel, beta, lam, w, n_controls, seed=seed)[0]
     sec['cpd'] = time.perf_counter() - t
     return X2BRResult(x2b, placed[level], x2br, level, box, sec)
 

@@ -17,7 +17,7 @@ from ..viz import plot_mesh, plot_points, INTRAOP_COLOR
 
 # %% auto #0
 __all__ = ['gaussian_kernel', 'initial_sigma2', 'cpd_e_step', 'cpd_m_step', 'CPDResult', 'cpd_nonrigid', 'farthest_points',
-           'mesh_distances', 'u_mesh', 'plot_deformation', 'deform_template', 'topology']
+           'mesh_distances', 'u_mesh', 'plot_deformation', 'deform_template', 'topology', 'align_template']
 
 # %% ../../nbs/30c_gcpd.ipynb #47f3bff2
 def gaussian_kernel(dist, # (...) distances (Euclidean or geodesic), mm
@@ -186,3 +186,21 @@ def topology(mesh:o3d.geometry.TriangleMesh, # a triangle mesh
     "What a deformation must not change: the counts, closedness and Euler characteristic."
     return dict(vertices=len(mesh.vertices), triangles=len(mesh.triangles),
                 closed=bool(mesh.is_edge_manifold(allow_boundary_edges=False)), euler=int(mesh.euler_poincare_characteristic()))
+
+# %% ../../nbs/30c_gcpd.ipynb #52cd15e8
+def align_template(template:o3d.geometry.TriangleMesh, # the placed template, world frame, mm
+                   target, # (N, 3) target points (e.g. X2B's reconstruction, sampled), world frame, mm
+                   thresholds_mm=(10., 5., 3.), # ICP correspondence distances, coarse to fine, mm
+                   scale:bool=True, # also fit a global scale (similarity); False: rigid
+                   n_samples:int=3000, # surface samples of the template
+                   seed:int=0, # the samples
+                  )->tuple: # the moved template (same triangles), world mm; (4, 4) the similarity applied, world mm
+    "Similarity (or rigid) ICP of a template onto target points, before CPD shapes it. Raises `ValueError` for an empty target."
+    X = np.asarray(target, np.float64).reshape(-1, 3)
+    if len(X) < 3: raise ValueError(f'the target needs at least 3 points, got {len(X)}')
+    src = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample_surface(template, n_samples, seed)[0]))
+    tgt = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(X))
+    est = o3d.pipelines.registration.TransformationEstimationPointToPoint(with_scaling=scale)
+    T = np.eye(4)
+    for d in thresholds_mm: T = o3d.pipelines.registration.registration_icp(src, tgt, float(d), T, est).transformation
+    return o3d.geometry.TriangleMesh(template).transform(T).compute_vertex_normals(), np.asarray(T)
