@@ -50,6 +50,9 @@ class X2BConfig:
     jitter_mm:float = 3. # pose jitter: each translation ~ U(−t, t), mm
     shape_jitter:float = 0.12 # training shapes: each bone scaled by U(1 − a, 1 + a) along each patient axis, per X-ray (0: none)
     mirror:bool = True # training shapes: mirrored left–right about the bone's centre, half of the X-rays
+    warp_mm:float = 4. # training shapes: a smooth random warp, n_warp Gaussian bumps of up to this displacement, mm (0: none)
+    warp_width_mm:float = 15. # width σ of each bump, mm
+    n_warp:int = 6 # bumps per warp
     resample_every:int = 400 # training X-rays redrawn (new poses, shapes and queries) every this many steps, when train_x2b builds them (0: one fixed set)
     n_uniform:int = 2048 # query points per view, uniform in the box
     n_near:int = 2048 # query points per view, surface samples + N(0, near_sigma_mm²)
@@ -72,10 +75,10 @@ class X2BConfig:
 
     def __post_init__(self):
         check_positive(self, 'image_size', 'field_mm', 'sid_mm', 'mu_per_mm', 'views_per_bone', 'n_uniform', 'n_near',
-                       'near_sigma_mm', 'global_dim', 'width', 'n_layers', 'iterations', 'batch_images', 'queries_per_image',
+                       'near_sigma_mm', 'warp_width_mm', 'global_dim', 'width', 'n_layers', 'iterations', 'batch_images', 'queries_per_image',
                        'lr', 'eval_every', 'ckpt_every', 'stem')
         check_nonnegative(self, 'photons', 'blur_mm', 'jitter_deg', 'jitter_mm', 'shape_jitter', 'weight_decay', 'n_freqs',
-                          'resample_every')
+                          'resample_every', 'warp_mm', 'n_warp')
         if self.shape_jitter >= 1: raise ValueError(f'shape_jitter must be < 1 (a scale range 1 ± a), got {self.shape_jitter}')
         if self.sdd_mm <= self.sid_mm: raise ValueError(f'sdd_mm ({self.sdd_mm}) must exceed sid_mm ({self.sid_mm})')
         if isinstance(self.view, str) and self.view not in VIEWS:
@@ -186,16 +189,24 @@ def augment_shape(mesh:o3d.geometry.TriangleMesh, # closed bone, world mm
                   jitter:float, # each axis scaled by U(1 − jitter, 1 + jitter) about the bone's centre
                   mirror:bool, # mirror left–right about the bone's centre with probability ½
                   rng:np.random.Generator, # the draws
+                  warp_mm:float=0., # then a smooth warp: n_warp Gaussian bumps at random vertices, each moving by U(0, warp_mm) mm
+                  warp_width_mm:float=15., # each bump's width σ, mm (fold-free while n_warp · 0.61 warp_mm / warp_width_mm < 1)
+                  n_warp:int=6, # bumps
                  )->o3d.geometry.TriangleMesh: # a new closed mesh, world mm (the input is unchanged)
-    """A plausible new bone from a training bone: anisotropic scaling along the patient's axes, and a left–right mirror
-    (a vertebra is nearly symmetric): more shapes than the 20 training vertebrae (ours)."""
+    """A plausible new bone from a training bone: anisotropic scaling along the patient's axes, a left–right mirror
+    (a vertebra is nearly symmetric) and a smooth local warp: more shapes than the 20 training vertebrae (ours)."""
     A = np.asarray(axes, np.float64)
     L = A.T @ np.diag(rng.uniform(1 - jitter, 1 + jitter, 3)) @ A                        # (3, 3) world
     if mirror and rng.random() < 0.5: L = L @ (np.eye(3) - 2 * np.outer(A[0], A[0]))  # reflect across the sagittal plane
     V = np.asarray(mesh.vertices); c = mesh.get_axis_aligned_bounding_box().get_center()
     F = np.asarray(mesh.triangles)
     if np.linalg.det(L) < 0: F = F[:, ::-1]                                              # keep the faces outward
-    return o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(c + (V - c) @ L.T), o3d.utility.Vector3iVector(np.ascontiguousarray(F)))
+    V = c + (V - c) @ L.T
+    if warp_mm > 0 and n_warp > 0:                                                       # Σ_k d_k exp(−|x − c_k|² / 2σ²)
+        ck = V[rng.choice(len(V), n_warp)]                                               # (K, 3) bump centres
+        d = rng.normal(size=(n_warp, 3)); d *= rng.uniform(0, warp_mm, (n_warp, 1)) / np.linalg.norm(d, axis=1, keepdims=True)
+        V = V + np.exp(-((V[:, None] - ck[None]) ** 2).sum(-1) / (2 * warp_width_mm ** 2)) @ d
+    return o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(V), o3d.utility.Vector3iVector(np.ascontiguousarray(F)))
 
 def build_x2b_data(config:X2BConfig, # geometry, physics, sampling
                    specimens, # SpineDepth specimens, e.g. config.train_specimens
@@ -216,7 +227,8 @@ def build_x2b_data(config:X2BConfig, # geometry, physics, sampling
             T = random_perturbation(rng, 'euler', config.jitter_deg, config.jitter_mm, iso)   # the bone's motion about the isocentre
             g = move_geometry(g0, invert_transform(T))           # the camera moved by T⁻¹ = the bone moved by T
             T_box = box_to_world(g, config.sid_mm, config.field_mm)
-            bone = augment_shape(mesh, axes[s], config.shape_jitter, config.mirror, rng) if augment else mesh
+            bone = augment_shape(mesh, axes[s], config.shape_jitter, config.mirror, rng, config.warp_mm, config.warp_width_mm,
+                                 config.n_warp) if augment else mesh
             x, occ = label_queries(bone, T_box, config, rng)
             out['images'].append(render_drr(bone, g, config.drr, rng).image[None])
             out['P'].append(box_projection(g, config.sid_mm, config.field_mm))
