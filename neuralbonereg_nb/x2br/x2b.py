@@ -50,10 +50,10 @@ class X2BConfig:
     jitter_mm:float = 3. # pose jitter: each translation ~ U(−t, t), mm
     shape_jitter:float = 0.12 # training shapes: each bone scaled by U(1 − a, 1 + a) along each patient axis, per X-ray (0: none)
     mirror:bool = True # training shapes: mirrored left–right about the bone's centre, half of the X-rays
-    warp_mm:float = 4. # training shapes: a smooth random warp, n_warp Gaussian bumps of up to this displacement, mm (0: none)
+    warp_mm:float = 0. # training shapes: a smooth random warp, n_warp Gaussian bumps of up to this displacement, mm (0: none; 4 measured no gain)
     warp_width_mm:float = 15. # width σ of each bump, mm
     n_warp:int = 6 # bumps per warp
-    resample_every:int = 400 # training X-rays redrawn (new poses, shapes and queries) every this many steps, when train_x2b builds them (0: one fixed set)
+    resample_every:int = 0 # training X-rays redrawn (new poses, shapes and queries) every this many steps, when train_x2b builds them (0: one fixed set; 400 measured no gain)
     n_uniform:int = 2048 # query points per view, uniform in the box
     n_near:int = 2048 # query points per view, surface samples + N(0, near_sigma_mm²)
     near_sigma_mm:float = 2. # spread of the near-surface queries, mm
@@ -103,11 +103,11 @@ class X2BConfig:
 X2B_PRESETS = PresetTable('X2B', X2BConfig,
     paper=X2BConfig(image_size=256, stem=4, dims=(96, 192, 384, 768), depths=(3, 3, 9, 3), global_dim=256, width=256,
                     n_layers=5, views_per_bone=64, n_uniform=8192, n_near=8192, iterations=100_000, batch_images=16,
-                    queries_per_image=4096, lr=5e-4, eval_every=2000, ckpt_every=2000, blur_mm=0.5, resample_every=5000),
+                    queries_per_image=4096, lr=5e-4, eval_every=2000, ckpt_every=2000, blur_mm=0.5),
     fast_cpu=X2BConfig(),
     test=X2BConfig(image_size=32, dims=(8, 16), depths=(1, 1), global_dim=16, width=32, n_layers=2, train_specimens=(2,),
                    val_specimens=(6,), levels=('L1',), views_per_bone=2, n_uniform=256, n_near=256, iterations=4,
-                   batch_images=2, queries_per_image=128, eval_every=2, ckpt_every=2, resample_every=2))
+                   batch_images=2, queries_per_image=128, eval_every=2, ckpt_every=2, warp_mm=4., resample_every=2))
 
 def x2b_config(preset:str|X2BConfig='fast_cpu', # a preset name (paper, fast_cpu, test) or a config
                **overrides, # fields to change
