@@ -147,6 +147,7 @@ class X2BRResult:
     level:str|None # the template's level
     box:BoneBox|None # the detected box
     seconds:dict = field(default_factory=dict) # wall time per step: x2b, template, cpd
+    start:str|None = None # where CPD started: 'placed' (the box placement) or 'aligned' (after the similarity ICP)
 
 def check_xray(model:X2B, # the trained X2B (its config fixes the image size)
                image, # (H, W) line integrals −ln(I/I₀) (DRR.image, read_xray)
@@ -170,7 +171,7 @@ def x2br_reconstruct(model:X2B, # a trained X2B (30a_x2b)
                      level:str|None=None, # the bone's level; None: the template closest to X2B's mesh
                      res:int=64, # grid nodes per axis for marching cubes
                      n_target:int=3000, # surface samples of the X2B mesh that CPD fits
-                     align:bool=True, # similarity ICP of the placed template onto X2B's mesh before CPD (30c_gcpd.align_template)
+                     align:bool|str='auto', # similarity ICP onto X2B's mesh before CPD (30c_gcpd.align_template): True, False, or 'auto' (CPD from both starts, the one closer to X2B's surface kept)
                      kernel:str='geodesic', # CPD kernel: 'geodesic' or 'euclidean'
                      beta:float=10., # CPD kernel width, mm
                      lam:float=2., # CPD regularisation weight
@@ -179,6 +180,7 @@ def x2br_reconstruct(model:X2B, # a trained X2B (30a_x2b)
                      seed:int=0, # surface samples and control vertices
                     )->X2BRResult:
     "X2B, the placed template and X2BR from one X-ray. Raises `ValueError`; warns when X2B sees no bone (X2BR is then the placed template)."
+    if align not in (True, False, 'auto'): raise ValueError(f"align must be True, False or 'auto', got {align!r}")
     img, c, sec = check_xray(model, image, geometry), model.config, {}
     t = time.perf_counter(); x2b = x2b_reconstruct(model, img, geometry, res=res); sec['x2b'] = time.perf_counter() - t
     if not templates: return X2BRResult(x2b, None, None, None, None, sec)
@@ -199,10 +201,13 @@ def x2br_reconstruct(model:X2B, # a trained X2B (30a_x2b)
         warnings.warn('X2B sees no bone in this X-ray; X2BR is the placed template, undeformed')
         x2br = o3d.geometry.TriangleMesh(placed[level])
     else:
-        start = align_template(placed[level], target, seed=seed)[0] if align else placed[level]
-        x2br = deform_template(start, target, kernel, beta, lam, w, n_controls, seed=seed)[0]
+        keys = ('placed', 'aligned') if align == 'auto' else ('aligned',) if align else ('placed',)
+        starts = {k: placed[level] if k == 'placed' else align_template(placed[level], target, seed=seed)[0] for k in keys}
+        outs = {k: deform_template(m, target, kernel, beta, lam, w, n_controls, seed=seed)[0] for k, m in starts.items()}
+        start = min(outs, key=lambda k: chamfer_mm(sample_surface(outs[k], n_target, seed + 1)[0], target))  # closer to X2B
+        x2br = outs[start]
     sec['cpd'] = time.perf_counter() - t
-    return X2BRResult(x2b, placed[level], x2br, level, box, sec)
+    return X2BRResult(x2b, placed[level], x2br, level, box, sec, None if empty else start)
 
 # %% ../../nbs/30d_evaluate.ipynb #0d8d3487
 def reconstruct_bone(model, # a trained X2B, or the path of its checkpoint (.pt)
