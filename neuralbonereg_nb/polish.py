@@ -74,11 +74,13 @@ def o3d_icp(source:o3d.geometry.PointCloud, # intraoperative points, mm
             thresholds_mm=(40.0, 20.0, 10.0, 5.0), # one ICP run per correspondence threshold, mm
             iters:int=30, # iteration cap per run
             kind:str='point_to_point', # 'point_to_point' or 'point_to_plane'
+            scale:bool=False, # point_to_point only: also fit a global scale (Umeyama; a similarity, e.g. a template onto a bone)
            )->np.ndarray: # (4, 4) refined transform, mm
     "Multi-scale ICP (Open3D `registration_icp`); a run that finds no correspondence keeps its start. Raises `ValueError` for an unknown kind."
     reg = o3d.pipelines.registration
     if kind not in ICP_KINDS: raise ValueError(f"kind must be one of {ICP_KINDS}, got {kind!r}.")
-    est = reg.TransformationEstimationPointToPlane() if kind == 'point_to_plane' else reg.TransformationEstimationPointToPoint()
+    if scale and kind != 'point_to_point': raise ValueError('scale=True needs kind="point_to_point".')
+    est = reg.TransformationEstimationPointToPlane() if kind == 'point_to_plane' else reg.TransformationEstimationPointToPoint(with_scaling=scale)
     T = np.asarray(T0, np.float64).copy()
     for thr in thresholds_mm:
         r = reg.registration_icp(source, target, float(thr), T, est, reg.ICPConvergenceCriteria(1e-6, 1e-6, int(iters)))

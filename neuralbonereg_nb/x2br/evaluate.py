@@ -204,7 +204,8 @@ def x2br_reconstruct(model:X2B, # a trained X2B (30a_x2b)
         keys = ('placed', 'aligned') if align == 'auto' else ('aligned',) if align else ('placed',)
         starts = {k: placed[level] if k == 'placed' else align_template(placed[level], target, seed=seed)[0] for k in keys}
         outs = {k: deform_template(m, target, kernel, beta, lam, w, n_controls, seed=seed)[0] for k, m in starts.items()}
-        start = min(outs, key=lambda k: chamfer_mm(sample_surface(outs[k], n_target, seed + 1)[0], target))  # closer to X2B
+        closer = lambda k: chamfer_mm(sample_surface(outs[k], n_target, seed + 1)[0], target)   # to X2B's surface
+        start = keys[0] if len(keys) == 1 else min(outs, key=closer)
         x2br = outs[start]
     sec['cpd'] = time.perf_counter() - t
     return X2BRResult(x2b, placed[level], x2br, level, box, sec, None if empty else start)

@@ -13,6 +13,7 @@ from scipy.ndimage import gaussian_filter
 from scipy.spatial.distance import cdist
 from skimage.measure import marching_cubes
 from ..data import sample_surface
+from ..polish import o3d_icp, o3d_cloud
 from ..viz import plot_mesh, plot_points, INTRAOP_COLOR
 
 # %% auto #0
@@ -198,9 +199,5 @@ def align_template(template:o3d.geometry.TriangleMesh, # the placed template, wo
     "Similarity (or rigid) ICP of a template onto target points, before CPD shapes it. Raises `ValueError` for an empty target."
     X = np.asarray(target, np.float64).reshape(-1, 3)
     if len(X) < 3: raise ValueError(f'the target needs at least 3 points, got {len(X)}')
-    src = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(sample_surface(template, n_samples, seed)[0]))
-    tgt = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(X))
-    est = o3d.pipelines.registration.TransformationEstimationPointToPoint(with_scaling=scale)
-    T = np.eye(4)
-    for d in thresholds_mm: T = o3d.pipelines.registration.registration_icp(src, tgt, float(d), T, est).transformation
-    return o3d.geometry.TriangleMesh(template).transform(T).compute_vertex_normals(), np.asarray(T)
+    T = o3d_icp(o3d_cloud(sample_surface(template, n_samples, seed)[0]), o3d_cloud(X), np.eye(4), thresholds_mm, scale=scale)
+    return o3d.geometry.TriangleMesh(template).transform(T).compute_vertex_normals(), T
