@@ -13,9 +13,10 @@ from .files import safe_output
 
 # %% auto #0
 __all__ = ['NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'FLOOR_STUDIES', 'Study', 'real_cases', 'tiny_case', 'study_rows',
-           'study_records', 'study_table', 'format_study', 'plot_study', 'run_study', 'depth_study', 'heads_study',
-           'refine_study', 'coarse_study', 'score_study', 'init_study', 'field_study', 'optimizer_study', 'noise_study',
-           'robust_study', 'denoise_study', 'ablation_command', 'add_ablation_command']
+           'study_records', 'study_table', 'format_study', 'plot_study', 'floor_csv_path', 'read_study', 'run_study',
+           'depth_study', 'heads_study', 'refine_study', 'coarse_study', 'score_study', 'init_study', 'field_study',
+           'optimizer_study', 'noise_study', 'robust_study', 'denoise_study', 'ablation_command',
+           'add_ablation_command']
 
 # %% ../nbs/11_ablations.ipynb #9ac3da2e
 from .variants import (variant_name, _name, parse_variant, CORRUPTIONS, corrupt_cloud, CorruptedInput,
@@ -137,11 +138,17 @@ def study_table(name:str, # a key of STUDIES
                 gpu:bool=False, # the GPU-only rows too (when they were run)
                 floor_records:list|None=None, # the same records re-scored against each case's floor (`benchmark.against_floor`): adds RR_floor, RRE_floor, RTE_floor
                )->list[dict]: # one row per variant that was run, in the study's order: label, variant, paper, and `benchmark_table`'s columns
-    "The study's table: each variant's RR, RRE / RTE (median), flips, seconds per registration, beside the paper's figure. Raises `ValueError` for no records."
+    """The study's table: each variant's RR, RRE / RTE (median), flips, seconds per registration, beside the paper's figure;
+    with records of several cases also `RR_by_case` (case → RR, in first-seen order). Raises `ValueError` for no records."""
     from neuralbonereg_nb.benchmark import benchmark_table
     agg = {r['method']: r for r in benchmark_table(records)}
     fl = {r['method']: r for r in benchmark_table(floor_records)} if floor_records else {}
-    extra = lambda v: dict(RR_floor=fl[v]['RR'], RRE_floor=fl[v]['RRE_median'], RTE_floor=fl[v]['RTE_median']) if v in fl else {}
+    per = {}  # variant → {case: RR}
+    for r in benchmark_table(records, ('case', 'method')): per.setdefault(r['method'], {})[r['case']] = r['RR']
+    n_cases = len({r['case'] for r in records})
+    def extra(v):
+        out = dict(RR_floor=fl[v]['RR'], RRE_floor=fl[v]['RRE_median'], RTE_floor=fl[v]['RTE_median']) if v in fl else {}
+        return dict(out, RR_by_case=per[v]) if n_cases > 1 else out
     return [dict(label=l, variant=v, paper=p, **{k: x for k, x in agg[v].items() if k != 'method'}, **extra(v)) for l, v, p in study_rows(name, gpu) if v in agg]
 
 def format_study(rows:list, # from `study_table`
@@ -149,30 +156,63 @@ def format_study(rows:list, # from `study_table`
     "The study as a Markdown table: row, runs, RR, median RRE / RTE (and against each case's floor when the rows have it), flips, s per registration, the paper's figure."
     f = lambda x: f'{x:.2f}' if np.isfinite(x) else '∞'
     fl = bool(rows) and 'RR_floor' in rows[0]  # also against each case's floor
-    out = ['| variant | runs | RR | RRE ° median | RTE mm median |' + (' RR vs floor | RRE / RTE vs floor |' if fl else '') + ' flips | s / reg. | paper |',
-           '|---|---|---|---|---|' + ('---|---|' if fl else '') + '---|---|---|']
+    cases = list(dict.fromkeys(c for r in rows for c in r.get('RR_by_case', {})))  # several cases: RR of each
+    short = lambda c: c.replace('ultraboneship_', '').replace('ultrabones_', '').replace('_', ' ')
+    pc = f" RR {' / '.join(map(short, cases))} |" if cases else ''
+    out = ['| variant | runs | RR |' + pc + ' RRE ° median | RTE mm median |' + (' RR vs floor | RRE / RTE vs floor |' if fl else '') + ' flips | s / reg. | paper |',
+           '|---|---|---|' + ('---|' if cases else '') + '---|---|' + ('---|---|' if fl else '') + '---|---|---|']
     for r in rows:
         n = str(r['n']) + (f" ({r['errors']} errors)" if r['errors'] else '')
+        byc = r.get('RR_by_case', {})
+        pcv = f" {' / '.join(f'{byc[c]:.2f}' if c in byc else '–' for c in cases)} |" if cases else ''
         vs = f" {r['RR_floor']:.2f} | {f(r['RRE_floor'])} / {f(r['RTE_floor'])} |" if fl else ''
-        out.append(f"| {r['label']} | {n} | {r['RR']:.2f} | {f(r['RRE_median'])} | {f(r['RTE_median'])} |{vs} {r['flips']} | {r['seconds_median']:.1f} | {r['paper'] or '–'} |")
+        out.append(f"| {r['label']} | {n} | {r['RR']:.2f} |{pcv} {f(r['RRE_median'])} | {f(r['RTE_median'])} |{vs} {r['flips']} | {r['seconds_median']:.1f} | {r['paper'] or '–'} |")
     return '\n'.join(out)
 
 # %% ../nbs/11_ablations.ipynb #ab00001c
-def plot_study(rows:list, # from `study_table`
+def plot_study(rows, # from `study_table`; or {name: rows} to set case groups side by side (e.g. {'fibula': …, 'three hips': …})
                title:str|None=None, # figure title
               )->go.Figure:
-    "RR per variant (bars, the paper's figure in the hover) and the median RRE / RTE (log scale, the success thresholds dashed)."
+    """RR per variant (bars, the paper's figure in the hover) and the median RRE / RTE (log scale, the success thresholds
+    dashed); with several groups one bar and one pair of markers per group. Raises `ValueError` for no rows."""
     from neuralbonereg_nb.metrics import RTE_MAX_MM, RRE_MAX_DEG
-    x = [r['label'] for r in rows]
+    groups = rows if isinstance(rows, dict) else {'': rows}
+    if not any(groups.values()): raise ValueError("no rows to plot; run the study (run_study) or read its CSV (read_study) first.")
+    x = list(dict.fromkeys(r['label'] for g in groups.values() for r in g))  # every variant run in some group, in study order
+    palette = ('#ff7f0e', '#9467bd', '#8c564b', '#e377c2')
     fig = make_subplots(1, 2, subplot_titles=('registration recall', 'median error'), column_widths=[0.5, 0.5])
-    fig.add_trace(go.Bar(x=x, y=[round(r['RR'], 3) for r in rows], name='RR', marker_color='#ff7f0e', customdata=[r['paper'] or '–' for r in rows],
-                         hovertemplate='%{x}: RR %{y:.2f}<br>paper: %{customdata}<extra></extra>'), 1, 1)
-    for key, name, col, thr in (('RRE_median', 'RRE °', '#1f77b4', RRE_MAX_DEG), ('RTE_median', 'RTE mm', '#2ca02c', RTE_MAX_MM)):
-        y = [float(np.clip(r[key] if np.isfinite(r[key]) else 1e3, 1e-2, 1e3)) for r in rows]
-        fig.add_trace(go.Scatter(x=x, y=np.round(y, 3), mode='markers+lines', name=name, marker=dict(color=col, size=9), line=dict(color=col, dash='dot')), 1, 2)
-        fig.add_hline(y=thr, line_dash='dash', line_color=col, opacity=0.5, row=1, col=2)
+    for i, (g, grows) in enumerate(groups.items()):
+        by = {r['label']: r for r in grows}
+        sub = [l for l in x if l in by]
+        fig.add_trace(go.Bar(x=sub, y=[round(by[l]['RR'], 3) for l in sub], name=f'RR {g}'.strip(), marker_color=palette[i % len(palette)],
+                             customdata=[by[l]['paper'] or '–' for l in sub], hovertemplate='%{x}: RR %{y:.2f}<br>paper: %{customdata}<extra></extra>'), 1, 1)
+        for key, name, col, sym in (('RRE_median', 'RRE °', '#1f77b4', 'circle'), ('RTE_median', 'RTE mm', '#2ca02c', 'square')):
+            y = [float(np.clip(by[l][key] if np.isfinite(by[l][key]) else 1e3, 1e-2, 1e3)) for l in sub]
+            fig.add_trace(go.Scatter(x=sub, y=np.round(y, 3), mode='markers+lines', name=f'{name} {g}'.strip(), line=dict(color=col, dash=('dot', 'dash', 'dashdot')[i % 3]),
+                                     marker=dict(color=col, size=9, symbol=sym if i == 0 else f'{sym}-open')), 1, 2)
+    for col, thr in (('#1f77b4', RRE_MAX_DEG), ('#2ca02c', RTE_MAX_MM)): fig.add_hline(y=thr, line_dash='dash', line_color=col, opacity=0.5, row=1, col=2)
     fig.update_yaxes(range=[0, 1.05], row=1, col=1); fig.update_yaxes(type='log', row=1, col=2)
-    return fig.update_layout(title=title, height=420, margin=dict(l=0, r=0, t=50, b=0), legend=dict(x=1.0, y=1.0))
+    return fig.update_layout(title=title, height=420, barmode='group', margin=dict(l=0, r=0, t=50, b=0), legend=dict(x=1.0, y=1.0))
+
+def floor_csv_path(path, # a study's per-task CSV
+                  ): # Path of its records re-scored against each case's floor: `<stem>_floor.csv` beside it
+    "Where `neuralbonereg ablation` writes a floor study's records scored against each case's floor (`benchmark.against_floor`)."
+    from pathlib import Path
+    p = Path(path)
+    return p.with_name(p.stem + '_floor' + p.suffix)
+
+def read_study(name:str, # a key of STUDIES
+               path, # the per-task CSV of `neuralbonereg ablation NAME -o path` (`benchmark.write_csv`)
+               gpu:bool=True, # keep the GPU-only rows when the CSV has them
+              )->list[dict]: # `study_table` rows; against each case's floor too when `floor_csv_path(path)` exists
+    "A measured study read back from its CSV (no registration runs). Raises `FileNotFoundError` for a missing CSV, `ValueError` for an unknown study or an empty CSV."
+    from pathlib import Path
+    from neuralbonereg_nb.benchmark import read_csv
+    _study(name)
+    if not Path(path).exists(): raise FileNotFoundError(f"no study CSV at {path}; write one with `neuralbonereg ablation {name} -o {path}`.")
+    recs, fp = read_csv(path), floor_csv_path(path)
+    if not recs: raise ValueError(f"{path} has no records; re-run `neuralbonereg ablation {name} -o {path}`.")
+    return study_table(name, recs, gpu, read_csv(fp) if fp.exists() else None)
 
 def run_study(name:str, # a key of STUDIES
               cases=None, # `data.Case`s; None → the four real cases
@@ -244,9 +284,10 @@ STUDY_FUNCTIONS = {k: globals()[f'{k}_study'] for k in STUDIES} # name → the s
 FLOOR_STUDIES = ('noise', 'robust', 'denoise') # studies whose table also scores each run against the case's floor (`benchmark.against_floor`)
 
 def ablation_command(args):
-    "`neuralbonereg ablation NAME`: run one study on the real cases, print its table and a summary line, write the per-task CSV (`benchmark.write_csv`)."
+    "`neuralbonereg ablation NAME`: run one study on the real cases, print its table and a summary line, write the per-task CSV (`benchmark.write_csv`; a floor study also `floor_csv_path`)."
     from neuralbonereg_nb.benchmark import write_csv
     out = safe_output(args.output, args.force) if args.output else None
+    if out is not None and args.name in FLOOR_STUDIES: safe_output(floor_csv_path(out), args.force)  # refuse before hours of runs, not after
     cases = real_cases(args.cases)
     rows_run = study_rows(args.name, args.gpu)
     print(f"ablation {args.name}: {len(rows_run)} variants × {len(cases)} cases × {args.runs} runs, preset {args.preset}")
@@ -257,6 +298,7 @@ def ablation_command(args):
     if args.name in FLOOR_STUDIES:  # noise on top of a ground truth that is itself off: also measured from each case's floor
         from neuralbonereg_nb.benchmark import against_floor
         floor_recs = against_floor(recs, cases, seed=args.seed)
+        if out is not None: write_csv(floor_recs, floor_csv_path(out), force=args.force)  # read back by read_study
     rows = study_table(args.name, recs, args.gpu, floor_recs)
     print(format_study(rows))
     errs = sum(r['errors'] for r in rows)
