@@ -12,11 +12,11 @@ from .files import safe_output
 # the rest of the package (torch, Open3D) is imported where it is used, so that the console script starts fast
 
 # %% auto #0
-__all__ = ['NO_POLISH', 'STUDIES', 'STUDY_FUNCTIONS', 'FLOOR_STUDIES', 'Study', 'real_cases', 'tiny_case', 'study_rows',
-           'study_records', 'study_table', 'format_study', 'plot_study', 'floor_csv_path', 'read_study', 'run_study',
-           'depth_study', 'heads_study', 'refine_study', 'coarse_study', 'score_study', 'init_study', 'field_study',
-           'optimizer_study', 'noise_study', 'robust_study', 'denoise_study', 'ablation_command',
-           'add_ablation_command']
+__all__ = ['NO_POLISH', 'STUDIES', 'MEASURED', 'STUDY_FUNCTIONS', 'FLOOR_STUDIES', 'Study', 'real_cases', 'tiny_case',
+           'study_rows', 'study_records', 'study_table', 'format_study', 'plot_study', 'floor_csv_path', 'read_study',
+           'measured_dir', 'measured_study', 'run_study', 'depth_study', 'heads_study', 'refine_study', 'coarse_study',
+           'score_study', 'init_study', 'field_study', 'optimizer_study', 'noise_study', 'robust_study',
+           'denoise_study', 'ablation_command', 'add_ablation_command']
 
 # %% ../nbs/11_ablations.ipynb #9ac3da2e
 from .variants import (variant_name, _name, parse_variant, CORRUPTIONS, corrupt_cloud, CorruptedInput,
@@ -213,6 +213,26 @@ def read_study(name:str, # a key of STUDIES
     recs, fp = read_csv(path), floor_csv_path(path)
     if not recs: raise ValueError(f"{path} has no records; re-run `neuralbonereg ablation {name} -o {path}`.")
     return study_table(name, recs, gpu, read_csv(fp) if fp.exists() else None)
+
+MEASURED = {'fibula': 'fibula', 'three hips': 'hips'} # case group → file prefix of the measured CSVs shipped with the package
+def measured_dir():
+    "The folder of the per-task CSVs behind this page's measured tables, shipped with the package: `neuralbonereg_nb/measured/ablations`."
+    from pathlib import Path
+    import neuralbonereg_nb
+    return Path(neuralbonereg_nb.__file__).resolve().parent / 'measured' / 'ablations'
+
+def measured_study(name:str, # a key of STUDIES
+                   folder=None, # a folder of `<prefix>_<name>.csv` (and `_floor.csv`) files; None → `measured_dir()`
+                  )->dict: # {case group: `study_table` rows} for each group that was measured
+    """The study as measured for these docs (`neuralbonereg ablation NAME --runs 3 --seed 0 --cases … -o <prefix>_<name>.csv`,
+    fibula and the three UltraBonesHip cases), read back with `read_study`. Raises `ValueError` for an unknown study,
+    `FileNotFoundError` when no group has a CSV."""
+    from pathlib import Path
+    _study(name)
+    folder = Path(folder) if folder is not None else measured_dir()
+    out = {g: read_study(name, folder / f'{p}_{name}.csv') for g, p in MEASURED.items() if (folder / f'{p}_{name}.csv').exists()}
+    if not out: raise FileNotFoundError(f"no measured CSV of study {name!r} in {folder}; run `neuralbonereg ablation {name} -o {folder}/fibula_{name}.csv`.")
+    return out
 
 def run_study(name:str, # a key of STUDIES
               cases=None, # `data.Case`s; None → the four real cases

@@ -88,3 +88,28 @@ def test_residual_sigma_follows_the_noise(tibia_field, partial_cloud):
     X = partial_cloud(field, 40.0)
     s0, s3 = residual_sigma_mm(field, X), residual_sigma_mm(field, X + 3.0 * np.random.default_rng(0).standard_normal(X.shape))
     assert s0 < 1.0 and 2.0 < s3 < 4.0
+
+
+def test_the_measured_studies_ship_with_the_package_and_read_back():
+    "Every study's measured CSVs (the tables of `11_ablations`) are package data: both case groups, 3 runs a case, no errors."
+    for name in ab.STUDIES:
+        m = ab.measured_study(name)
+        assert set(m) == {'fibula', 'three hips'}, (name, set(m))
+        for group, rows in m.items():
+            assert [r['variant'] for r in rows][:len(ab.STUDIES[name].rows)] == ab.STUDIES[name].variants, (name, group)
+            assert all(r['n'] == (3 if group == 'fibula' else 9) and r['errors'] == 0 for r in rows), (name, group)
+            assert all('RR_floor' in r for r in rows) == (name in ab.FLOOR_STUDIES), (name, group)
+    with pytest.raises(FileNotFoundError, match='neuralbonereg ablation depth'):
+        ab.measured_study('depth', folder='/nonexistent')
+    with pytest.raises(ValueError, match='unknown study'):
+        ab.measured_study('nope')
+
+
+def test_the_ablation_command_refuses_an_existing_floor_csv_before_running(tmp_path):
+    "A floor study writes <stem>_floor.csv too: an existing one is refused at once (no hours of runs lost), not after."
+    import argparse
+    (tmp_path / 'n_floor.csv').write_text('keep me')
+    args = argparse.Namespace(name='noise', output=str(tmp_path / 'n.csv'), force=False, cases='no_such_case')
+    with pytest.raises(FileExistsError):
+        ab.ablation_command(args)
+    assert (tmp_path / 'n_floor.csv').read_text() == 'keep me' and not (tmp_path / 'n.csv').exists()
