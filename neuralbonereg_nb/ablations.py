@@ -212,7 +212,11 @@ def read_study(name:str, # a key of STUDIES
     if not Path(path).exists(): raise FileNotFoundError(f"no study CSV at {path}; write one with `neuralbonereg ablation {name} -o {path}`.")
     recs, fp = read_csv(path), floor_csv_path(path)
     if not recs: raise ValueError(f"{path} has no records; re-run `neuralbonereg ablation {name} -o {path}`.")
-    return study_table(name, recs, gpu, read_csv(fp) if fp.exists() else None)
+    floor = read_csv(fp) if fp.exists() else None
+    key = lambda rs: sorted((r['case'], r['method'], r['run'], r['seed']) for r in rs)
+    if floor is not None and key(floor) != key(recs):  # a floor file of another run lying beside this one
+        raise ValueError(f"{fp} does not hold the same tasks as {path} (an older run?); re-run `neuralbonereg ablation {name} -o {path} --force`, or remove {fp}.")
+    return study_table(name, recs, gpu, floor)
 
 MEASURED = {'fibula': 'fibula', 'three hips': 'hips'} # case group → file prefix of the measured CSVs shipped with the package
 def measured_dir():
