@@ -22,8 +22,8 @@ from .metrics import (perturbation_runs, evaluation_sample, filtered_target, eva
 # %% auto #0
 __all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'FLOOR_SAMPLES', 'OTHER_SYSTEMS', 'CSV_FIELDS', 'PAPER_RESULTS',
            'embedded_case', 'spine_case', 'suite_cases', 'case_floor', 'task_seed', 'make_method', 'official_variant',
-           'code_hash', 'task_key', 'run_benchmark', 'benchmark_table', 'against_floor', 'format_table', 'write_csv',
-           'read_csv', 'plot_benchmark', 'paper_table']
+           'code_hash', 'task_key', 'run_benchmark', 'benchmark_table', 'against_floor', 'axis_breakdown',
+           'format_table', 'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
 
 # %% ../nbs/10_benchmark.ipynb #62ef2792
 SUITES = ('real', 'embedded', 'spine')
@@ -370,6 +370,20 @@ def benchmark_table(records:list, # from `run_benchmark` (or `read_csv`)
     return rows
 
 # %% ../nbs/10_benchmark.ipynb #1b8fc1b0
+def _run_poses(records:list, cases:list, floors:list, seed:int, protocol:str):
+    "Each record with its estimate, ground truth and floor in its run's perturbed frame, and that run's cloud: (record, T_est or None, T_gt, T_floor, cloud)."
+    by, fl = {c.name: c for c in cases}, {f['case']: f for f in floors}
+    miss = sorted({r['case'] for r in records} - (set(by) & set(fl)))
+    if miss: raise ValueError(f"no case or floor for {miss}; pass the cases the records ran on and case_floor of each.")
+    n_runs = {}
+    for r in records: n_runs[r['case']] = max(n_runs.get(r['case'], 0), int(r['run']) + 1)
+    preps = {name: _prepare(by[name], n, seed, protocol) for name, n in n_runs.items()}
+    for r in records:
+        c, prep, run, T_est = by[r['case']], preps[r['case']], int(r['run']), str(r.get('T_est') or '')
+        T_gt = prep['T_gts'][run]
+        yield (r, np.array([float(v) for v in T_est.split()]).reshape(4, 4) if T_est else None, T_gt,
+               fl[r['case']]['T_floor'] @ invert_transform(c.T_gt) @ T_gt, prep['clouds'][run])  # the floor, in this run's perturbed frame
+
 def against_floor(records:list, # from `run_benchmark` (or `read_csv`): each with T_est
                   cases:list, # the `data.Case`s they ran on
                   floors:list|None=None, # `case_floor` of those cases; None → computed here
@@ -379,22 +393,34 @@ def against_floor(records:list, # from `run_benchmark` (or `read_csv`): each wit
     "Records re-scored against each case's floor (`case_floor`) instead of its tracked ground truth; CD / HD95 and failed runs unchanged. Raises `ValueError` for a record whose case or floor is missing."
     from neuralbonereg_nb.metrics import rre_deg, rte_mm, is_success, FLIP_MIN_DEG
     floors = [case_floor(c) for c in cases] if floors is None else floors
-    by, fl = {c.name: c for c in cases}, {f['case']: f for f in floors}
-    miss = sorted({r['case'] for r in records} - (set(by) & set(fl)))
-    if miss: raise ValueError(f"no case or floor for {miss}; pass the cases the records ran on and case_floor of each.")
-    n_runs = {}
-    for r in records: n_runs[r['case']] = max(n_runs.get(r['case'], 0), int(r['run']) + 1)
-    preps = {name: _prepare(by[name], n, seed, protocol) for name, n in n_runs.items()}
     out = []
-    for r in records:
-        r = dict(r); T_est = str(r.get('T_est') or '')
-        if T_est:
-            c, prep, run = by[r['case']], preps[r['case']], int(r['run'])
-            T_ref = fl[r['case']]['T_floor'] @ invert_transform(c.T_gt) @ prep['T_gts'][run]  # the floor, in this run's perturbed frame
-            T = np.array([float(v) for v in T_est.split()]).reshape(4, 4)
-            rre, rte = float(rre_deg(T, T_ref)), float(rte_mm(T, T_ref, prep['clouds'][run].mean(0)))
+    for r, T, _, T_ref, X in _run_poses(records, cases, floors, seed, protocol):
+        r = dict(r)
+        if T is not None:
+            rre, rte = float(rre_deg(T, T_ref)), float(rte_mm(T, T_ref, X.mean(0)))
             r.update(rre_deg=rre, rte_mm=rte, success=bool(is_success(rte, rre)), flip=bool(rre > FLIP_MIN_DEG))
         out.append(r)
+    return out
+
+# %% ../nbs/10_benchmark.ipynb #c7e56d82
+def axis_breakdown(records:list, # from `run_benchmark` (or `read_csv`): each with T_est
+                   cases:list, # the `data.Case`s they ran on
+                   floors:list|None=None, # `case_floor` of those cases; None → computed here
+                   seed:int=0, # the benchmark seed they ran with
+                   protocol:str='uniform', # and the protocol
+                  )->list[dict]: # per run with an estimate: case, method, run, then for ref in (gt, floor): {ref}_rre_deg, {ref}_rte_mm, {ref}_success, {ref}_roll_deg, {ref}_tilt_deg, {ref}_slide_mm, {ref}_shift_mm, {ref}_surface_mm
+    "Each run's error against its tracked ground truth and against its case's floor, split along the bone's axis (`metrics.axis_errors`; ours). Failed runs (no T_est) are left out. Raises `ValueError` for a record whose case or floor is missing."
+    from neuralbonereg_nb.metrics import rre_deg, rte_mm, is_success, axis_errors
+    floors = [case_floor(c) for c in cases] if floors is None else floors
+    out = []
+    for r, T, T_gt, T_fl, X in _run_poses(records, cases, floors, seed, protocol):
+        if T is None: continue
+        row = dict(case=r['case'], method=r['method'], run=int(r['run']))
+        for ref, T_ref in (('gt', T_gt), ('floor', T_fl)):
+            rre, rte, e = float(rre_deg(T, T_ref)), float(rte_mm(T, T_ref, X.mean(0))), axis_errors(T, T_ref, X)
+            row.update({f'{ref}_rre_deg': rre, f'{ref}_rte_mm': rte, f'{ref}_success': bool(is_success(rte, rre))},
+                       **{f'{ref}_{k}': v for k, v in e.items() if k != 'elongation'})
+        out.append(row)
     return out
 
 # %% ../nbs/10_benchmark.ipynb #dc62a1b6

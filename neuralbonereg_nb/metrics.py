@@ -16,8 +16,8 @@ from .data import sample_surface
 # %% auto #0
 __all__ = ['RTE_MAX_MM', 'RRE_MAX_DEG', 'FLIP_MIN_DEG', 'check_transform', 'rre_deg', 'rte_mm', 'directed_distances_mm',
            'cd_hd95_mm', 'chamfer_mm', 'hd95_mm', 'filtered_target', 'is_success', 'registration_recall', 'flip_count',
-           'evaluate_registration', 'summarize', 'format_summary', 'tre_mm', 'rmse_mm', 'run_rng', 'perturbation_runs',
-           'evaluation_sample', 'evaluate']
+           'evaluate_registration', 'summarize', 'format_summary', 'tre_mm', 'rmse_mm', 'axis_errors', 'run_rng',
+           'perturbation_runs', 'evaluation_sample', 'evaluate']
 
 # %% ../nbs/08_metrics.ipynb #4c076d4f
 def check_transform(T, # (..., 4, 4) rigid transform(s)
@@ -200,6 +200,28 @@ def rmse_mm(X, # (N, 3) points, mm
     X, Y = check_points(X, 'X'), check_points(Y, 'Y')
     if X.shape != Y.shape: raise ValueError(f"X and Y must correspond row by row, got {X.shape} and {Y.shape}; for unpaired clouds use chamfer_mm.")
     return float(np.sqrt(((X - Y) ** 2).sum(1).mean()))
+
+# %% ../nbs/08_metrics.ipynb #a7c232df
+def axis_errors(T_est, # (4, 4) estimate, intraop mm → preop mm
+                T_ref, # (4, 4) reference (ground truth or floor), same frames
+                points_mm, # (N, 3) intraoperative cloud, intraop frame, mm (N ≥ 3)
+               )->dict: # roll_deg, tilt_deg, slide_mm, shift_mm, surface_mm, elongation
+    """The pose error split along the bone's axis (ours): the principal axis a of `T_ref`·points; the error
+    D = T_est·T_ref⁻¹ (preop frame) has rotation vector ω and moves the centroid c by t; roll = ω·a, tilt = ‖ω − (ω·a)a‖ (°),
+    slide = t·a, shift = ‖t − (t·a)a‖ (mm); surface_mm = mean ‖T_est x − T_ref x‖ over the points; elongation = the
+    ratio of the cloud's largest to second principal standard deviation (≫ 1: a shaft, where roll and slide are weakly
+    determined). Signs follow a (arbitrary up to the axis's sign). Raises `ValueError` for bad transforms or points."""
+    from scipy.spatial.transform import Rotation
+    X = check_points(points_mm, 'points_mm', min_points=3)
+    T_est, T_ref = check_transform(T_est, 'T_est'), check_transform(T_ref, 'T_ref')
+    Y = apply_transform(T_ref, X); c = Y.mean(0)
+    w, V = np.linalg.eigh(np.cov((Y - c).T)); a = V[:, -1] * (1.0 if V[np.argmax(np.abs(V[:, -1])), -1] > 0 else -1.0)
+    D = T_est @ invert_transform(T_ref)
+    om = Rotation.from_matrix(D[:3, :3]).as_rotvec()
+    t = D[:3, :3] @ c + D[:3, 3] - c
+    return dict(roll_deg=float(np.degrees(om @ a)), tilt_deg=float(np.degrees(np.linalg.norm(om - (om @ a) * a))),
+                slide_mm=float(t @ a), shift_mm=float(np.linalg.norm(t - (t @ a) * a)), surface_mm=tre_mm(T_est, T_ref, X),
+                elongation=float(np.sqrt(w[-1] / max(w[-2], 1e-12))))
 
 # %% ../nbs/08_metrics.ipynb #2df1659e
 def run_rng(seed:int, # protocol seed (official 50)

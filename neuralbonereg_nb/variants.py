@@ -96,12 +96,13 @@ def denoise_cloud(points_mm, # (N, 3) intraoperative cloud, mm
                   min_neighbours:int=20, # a point with fewer neighbours within max(radius, 3 mm) is dropped as an outlier
                   seed:int=0, # the subsets
                  )->np.ndarray: # (M, 3) denoised points, the same frame, mm (M ≤ max_points)
-    "Moving least squares (a quadratic height field in each point's local PCA frame) with sparse-point removal (ours). Raises `ValueError` for a negative radius."
+    "Moving least squares (a quadratic height field in each point's local PCA frame) with sparse-point removal (ours). Raises `ValueError` for a negative radius or min_neighbours < 1."
     from scipy.spatial import cKDTree
     from neuralbonereg_nb.frames import check_points
     X = check_points(points_mm, 'points_mm', min_points=3)
     r = denoise_radius_mm(X) if radius_mm == 'auto' else float(radius_mm)
     if not r >= 0: raise ValueError(f"radius_mm must be ≥ 0 or 'auto', got {radius_mm!r}.")
+    if not min_neighbours >= 1: raise ValueError(f"min_neighbours must be ≥ 1 (a fit needs points), got {min_neighbours}.")
     rng = np.random.default_rng(seed)
     src = X[rng.permutation(len(X))[:60_000]]  # neighbours come from ≤ 60k points (the fits need ~200)
     Q = X[rng.permutation(len(X))[:max_points]]
