@@ -20,10 +20,10 @@ from .metrics import (perturbation_runs, evaluation_sample, filtered_target, eva
                                       RTE_MAX_MM, RRE_MAX_DEG, PROTOCOLS)
 
 # %% auto #0
-__all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'FLOOR_SAMPLES', 'OTHER_SYSTEMS', 'CSV_FIELDS', 'PAPER_RESULTS',
-           'embedded_case', 'spine_case', 'suite_cases', 'case_floor', 'task_seed', 'make_method', 'official_variant',
-           'code_hash', 'task_key', 'run_benchmark', 'benchmark_table', 'against_floor', 'axis_breakdown',
-           'format_table', 'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
+__all__ = ['SUITES', 'HIP_SWEEP', 'SPINE_VIEW', 'EMBEDDED', 'FLOOR_SAMPLES', 'OTHER_SYSTEMS', 'TOP_MODULES', 'CSV_FIELDS',
+           'PAPER_RESULTS', 'embedded_case', 'spine_case', 'suite_cases', 'case_floor', 'task_seed', 'make_method',
+           'official_variant', 'code_hash', 'task_key', 'run_benchmark', 'benchmark_table', 'against_floor',
+           'axis_breakdown', 'format_table', 'write_csv', 'read_csv', 'plot_benchmark', 'paper_table']
 
 # %% ../nbs/10_benchmark.ipynb #62ef2792
 SUITES = ('real', 'embedded', 'spine')
@@ -199,12 +199,13 @@ def _init_worker():
 
 # %% ../nbs/10_benchmark.ipynb #b7c1e0a4
 OTHER_SYSTEMS = ('end2reg', 'x2br') # subpackages of the other two systems: no registration imports them, so their code is not in `code_hash`
+TOP_MODULES = ('cli.py', 'ablations.py') # the top of the data flow (the console script, the study tables): no registration imports them, so editing them keeps the cache
 
 def code_hash()->str:
-    "The content hash of the registration's source files (`neuralbonereg_nb/**/*.py` but OTHER_SYSTEMS): a cached result is reused only by the code that made it."
+    "The content hash of the registration's source files (`neuralbonereg_nb/**/*.py` but OTHER_SYSTEMS and TOP_MODULES): a cached result is reused only by the code that made it."
     import neuralbonereg_nb
     root = Path(neuralbonereg_nb.__file__).parent
-    files = [f for f in sorted(root.rglob('*.py')) if f.name != '_modidx.py' and f.relative_to(root).parts[0] not in OTHER_SYSTEMS]
+    files = [f for f in sorted(root.rglob('*.py')) if f.name not in ('_modidx.py',) + TOP_MODULES and f.relative_to(root).parts[0] not in OTHER_SYSTEMS]
     return content_hash(*[x for f in files for x in (str(f.relative_to(root)), f.read_bytes())])
 
 def _check_workers(client, # a distributed.Client
