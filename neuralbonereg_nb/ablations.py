@@ -16,7 +16,7 @@ __all__ = ['NO_POLISH', 'STUDIES', 'MEASURED', 'STUDY_FUNCTIONS', 'FLOOR_STUDIES
            'study_rows', 'study_records', 'study_table', 'format_study', 'plot_study', 'floor_csv_path', 'read_study',
            'measured_dir', 'measured_study', 'run_study', 'depth_study', 'heads_study', 'refine_study', 'coarse_study',
            'score_study', 'init_study', 'field_study', 'optimizer_study', 'noise_study', 'robust_study',
-           'denoise_study', 'ablation_command', 'add_ablation_command']
+           'denoise_study', 'ablation_command', 'add_ablation_command', 'plot_axis_errors']
 
 # %% ../nbs/11_ablations.ipynb #9ac3da2e
 from .variants import (variant_name, _name, parse_variant, CORRUPTIONS, corrupt_cloud, CorruptedInput,
@@ -350,3 +350,30 @@ def add_ablation_command(sub, # the caller's `add_subparsers()` object
     a.add_argument('--quiet', action='store_true', help='no progress bars')
     a.set_defaults(func=ablation_command)
     return a
+
+# %% ../nbs/11_ablations.ipynb #eda58c7a
+def plot_axis_errors(rows:list, # `benchmark.axis_breakdown` rows (one per run; any methods)
+                     reference:dict|None=None, # `metrics.axis_errors(T_gt, T_floor, points)`: the tracked ground truth seen from the floor (a star)
+                     labels:dict|None=None, # method → legend label (default: the method)
+                     title:str|None=None, # figure title
+                    )->go.Figure:
+    """Each run's error from its case's floor along the bone's axis: slide (mm, x) against roll (°, y), one marker per run,
+    one colour per method, the displacement at the bone (mm) in the hover; the ground truth's offset from the floor as a
+    star (ours). Raises `ValueError` for no rows."""
+    if not rows: raise ValueError("no rows to plot; compute them with benchmark.axis_breakdown(records, cases) first.")
+    labels = labels or {}
+    fig = go.Figure()
+    for m in dict.fromkeys(r['method'] for r in rows):
+        R = [r for r in rows if r['method'] == m]
+        fig.add_trace(go.Scatter(x=[round(r['floor_slide_mm'], 3) for r in R], y=[round(r['floor_roll_deg'], 3) for r in R], mode='markers',
+                                 name=labels.get(m, m), marker=dict(size=10, opacity=0.8),
+                                 customdata=[[r['run'], r['floor_surface_mm'], r['gt_rre_deg'], r['gt_rte_mm']] for r in R],
+                                 hovertemplate='run %{customdata[0]}: slide %{x:.2f} mm, roll %{y:.2f}°<br>%{customdata[1]:.2f} mm at the bone'
+                                               '<br>vs ground truth %{customdata[2]:.2f}° / %{customdata[3]:.2f} mm<extra></extra>'))
+    if reference is not None:
+        fig.add_trace(go.Scatter(x=[round(reference['slide_mm'], 3)], y=[round(reference['roll_deg'], 3)], mode='markers', name='tracked ground truth',
+                                 marker=dict(symbol='star', size=18, color='black'),
+                                 hovertemplate=f"ground truth: slide %{{x:.2f}} mm, roll %{{y:.2f}}°<br>{reference['surface_mm']:.2f} mm at the bone<extra></extra>"))
+    fig.add_trace(go.Scatter(x=[0], y=[0], mode='markers', name='floor', marker=dict(symbol='x', size=12, color='grey')))
+    return fig.update_layout(title=title, height=420, xaxis_title='slide along the axis from the floor, mm', yaxis_title='roll about the axis from the floor, °',
+                             margin=dict(l=0, r=0, t=50, b=0))

@@ -99,6 +99,10 @@ def test_the_measured_studies_ship_with_the_package_and_read_back():
             assert [r['variant'] for r in rows][:len(ab.STUDIES[name].rows)] == ab.STUDIES[name].variants, (name, group)
             assert all(r['n'] == (3 if group == 'fibula' else 9) and r['errors'] == 0 for r in rows), (name, group)
             assert all('RR_floor' in r for r in rows) == (name in ab.FLOOR_STUDIES), (name, group)
+    ten = ab.measured_dir() / 'fibula_10runs'  # the fibula's noise and denoise studies again with 10 runs a row
+    for name in ('noise', 'denoise'):
+        (rows,) = ab.measured_study(name, ten).values()
+        assert [r['variant'] for r in rows] == ab.STUDIES[name].variants and all(r['n'] == 10 and r['errors'] == 0 and 'RR_floor' in r for r in rows), name
     with pytest.raises(FileNotFoundError, match='neuralbonereg ablation depth'):
         ab.measured_study('depth', folder='/nonexistent')
     with pytest.raises(ValueError, match='unknown study'):
