@@ -212,16 +212,17 @@ def axis_errors(T_est, # (4, 4) estimate, intraop mm → preop mm
     ratio of the cloud's largest to second principal standard deviation (≫ 1: a shaft, where roll and slide are weakly
     determined). Signs follow a (arbitrary up to the axis's sign). Raises `ValueError` for bad transforms or points."""
     from scipy.spatial.transform import Rotation
+    from neuralbonereg_nb.simulate import principal_axes
     X = check_points(points_mm, 'points_mm', min_points=3)
     T_est, T_ref = check_transform(T_est, 'T_est'), check_transform(T_ref, 'T_ref')
-    Y = apply_transform(T_ref, X); c = Y.mean(0)
-    w, V = np.linalg.eigh(np.cov((Y - c).T)); a = V[:, -1] * (1.0 if V[np.argmax(np.abs(V[:, -1])), -1] > 0 else -1.0)
+    Y = apply_transform(T_ref, X); c, A = principal_axes(Y); a = A[0]  # the long axis, its largest component positive
+    sd = ((Y - c) @ A[:2].T).std(0)  # spread along the long and the middle axis
     D = T_est @ invert_transform(T_ref)
     om = Rotation.from_matrix(D[:3, :3]).as_rotvec()
     t = D[:3, :3] @ c + D[:3, 3] - c
     return dict(roll_deg=float(np.degrees(om @ a)), tilt_deg=float(np.degrees(np.linalg.norm(om - (om @ a) * a))),
                 slide_mm=float(t @ a), shift_mm=float(np.linalg.norm(t - (t @ a) * a)), surface_mm=tre_mm(T_est, T_ref, X),
-                elongation=float(np.sqrt(w[-1] / max(w[-2], 1e-12))))
+                elongation=float(sd[0] / max(sd[1], 1e-12)))
 
 # %% ../nbs/08_metrics.ipynb #2df1659e
 def run_rng(seed:int, # protocol seed (official 50)
